@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = 'non_saturating'  # 'minimax', 'non_saturating' or 'hinge'.
   config.d_steps = 1  # D updates per G update (Goodfellow et al. 2014, Alg. 1's k).
   config.r1_gamma = 1.0  # R1 gradient penalty on real data (Mescheder 2018); 0 = off.
+  config.r1_interval = 4  # Lazy R1: every N steps, scaled by N (Karras 2020b).
   config.g_optimizer = ml_collections.ConfigDict(
       dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9))
   config.d_optimizer = ml_collections.ConfigDict(

@@ -1,0 +1,59 @@
+"""Fail at start, naming the field, for a config that cannot work."""
+
+import jax
+import ml_collections
+
+from cxrgan_jax import augment
+from cxrgan_jax import losses
+from cxrgan_jax import models
+
+OPTIMIZERS = ('adam', 'sgd')
+
+
+class ConfigError(ValueError):
+  pass
+
+
+def check_config(config: ml_collections.ConfigDict, *, devices: int | None = None,
+                 processes: int | None = None) -> None:
+  """Raises ConfigError for the first field that makes the run impossible."""
+  devices = jax.local_device_count() if devices is None else devices
+  processes = jax.process_count() if processes is None else processes
+  try:
+    models.validate_model_config(config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  if config.loss not in losses.LOSSES:
+    raise ConfigError(f'config.loss={config.loss!r} is unknown; use one of {losses.LOSSES}')
+  total = devices * processes
+  if config.batch_size <= 0 or config.batch_size % total:
+    raise ConfigError(
+        f'config.batch_size={config.batch_size} must be a positive multiple of the '
+        f'number of devices ({total} = {processes} process(es) x {devices} local); '
+        f'try {max(total, config.batch_size // total * total)}')
+  if config.d_steps < 1:
+    raise ConfigError(f'config.d_steps={config.d_steps} must be >= 1')
+  for name in ('g_optimizer', 'd_optimizer'):
+    opt = config[name]
+    if opt.name not in OPTIMIZERS:
+      raise ConfigError(f'config.{name}.name={opt.name!r} is unknown; use one of {OPTIMIZERS}')
+    if opt.learning_rate <= 0:
+      raise ConfigError(f'config.{name}.learning_rate must be > 0')
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise ConfigError(f'config.ema_decay={config.ema_decay} must be in [0, 1)')
+  try:
+    augment.parse_policy(config.augment.policy)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  if not 0.0 <= config.augment.p <= 1.0:
+    raise ConfigError(f'config.augment.p={config.augment.p} must be in [0, 1]')
+  if config.r1_gamma < 0 or config.r1_interval < 1:
+    raise ConfigError('config.r1_gamma must be >= 0 and config.r1_interval >= 1')
+  if config.instance_noise.std < 0:
+    raise ConfigError('config.instance_noise.std must be >= 0')
+  for name in ('num_train_steps', 'log_every_steps', 'checkpoint_every_steps'):
+    if config[name] < 1:
+      raise ConfigError(f'config.{name}={config[name]} must be >= 1')
+  if config.eval_every_steps and config.eval.features not in ('pixels', 'cxr', 'inception'):
+    raise ConfigError(f'config.eval.features={config.eval.features!r} is unknown; '
+                      "use 'pixels', 'cxr' or 'inception'")

@@ -1,0 +1,86 @@
+"""The one pytree that holds everything a GAN run changes, and its optimisers."""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training; a checkpoint is exactly this.
+
+  `rng` is the run's base key; step functions derive per-step and per-example
+  keys from it with `fold_in`, so it never changes and resuming reproduces the
+  same randomness. `g_state`/`d_state` hold non-trainable collections
+  ('batch_stats': BatchNorm statistics, spectral-norm vectors), possibly empty.
+  `ada_sum`/`ada_count` accumulate sign(D(real)) between updates of the
+  adaptive augmentation probability `augment_p` (Karras et al. 2020).
+  """
+  step: jax.Array  # int32 []
+  rng: jax.Array  # uint32 [2] (raw PRNGKey, serialisable)
+  g_params: PyTree
+  g_state: PyTree
+  d_params: PyTree
+  d_state: PyTree
+  g_opt_state: PyTree
+  d_opt_state: PyTree
+  ema_params: PyTree
+  augment_p: jax.Array  # float32 []
+  ada_sum: jax.Array  # float32 []
+  ada_count: jax.Array  # float32 []
+
+
+def make_optimizer(opt_config: ml_collections.ConfigDict,
+                   grad_clip_norm: float) -> optax.GradientTransformation:
+  """Adam (Kingma & Ba 2015) or momentum SGD, optionally after norm clipping."""
+  if opt_config.name == 'adam':
+    tx = optax.adam(opt_config.learning_rate, b1=opt_config.b1, b2=opt_config.b2)
+  elif opt_config.name == 'sgd':
+    tx = optax.sgd(opt_config.learning_rate, momentum=opt_config.momentum or None)
+  else:
+    raise ValueError(f'unknown optimizer name {opt_config.name!r}')
+  if grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
+  return tx
+
+
+def _split_variables(variables) -> tuple[PyTree, PyTree]:
+  variables = flax.core.unfreeze(variables)
+  params = variables.pop('params')
+  return params, variables
+
+
+def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
+                       discriminator: nn.Module, g_tx: optax.GradientTransformation,
+                       d_tx: optax.GradientTransformation) -> TrainState:
+  """Initialises both networks from `config.seed`; unreplicated, on host 0's default device."""
+  rng = jax.random.PRNGKey(config.seed)
+  g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1d17))
+  res = config.resolution
+  z = jnp.zeros((2, config.latent_dim), jnp.float32)
+  x = jnp.zeros((2, res, res, 1), jnp.float32)
+  g_params, g_state = _split_variables(
+      jax.jit(lambda k: generator.init(k, z, train=False))(g_key))
+  d_params, d_state = _split_variables(
+      jax.jit(lambda k: discriminator.init(k, x, train=False))(d_key))
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      rng=rng,
+      g_params=g_params,
+      g_state=g_state,
+      d_params=d_params,
+      d_state=d_state,
+      g_opt_state=g_tx.init(g_params),
+      d_opt_state=d_tx.init(d_params),
+      ema_params=jax.tree.map(jnp.copy, g_params),
+      augment_p=jnp.asarray(config.augment.p, jnp.float32),
+      ada_sum=jnp.zeros((), jnp.float32),
+      ada_count=jnp.zeros((), jnp.float32),
+  )

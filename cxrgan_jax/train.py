@@ -1,0 +1,216 @@
+"""The training loop: feeds batches to the pmapped step, logs, samples, saves.
+
+Everything that changes lives in `TrainState`; this file only moves data
+between the input pipeline, the step function, Orbax and the metric writers.
+"""
+
+import json
+import pathlib
+import time
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import flax
+import jax
+import ml_collections
+import numpy as np
+
+from cxrgan_jax import checkpoints
+from cxrgan_jax import config_checks
+from cxrgan_jax import images as image_utils
+from cxrgan_jax import input_pipeline
+from cxrgan_jax import models
+from cxrgan_jax import state as state_lib
+from cxrgan_jax import steps
+
+
+class NonFiniteError(FloatingPointError):
+  """A loss or gradient became NaN/Inf; the bad state was never saved."""
+
+
+def build(config: ml_collections.ConfigDict):
+  """(generator, discriminator, g_tx, d_tx, fresh unreplicated state) for a config."""
+  generator, discriminator = models.create_models(config, axis_name=steps.AXIS)
+  g_tx = state_lib.make_optimizer(config.g_optimizer, config.grad_clip_norm)
+  d_tx = state_lib.make_optimizer(config.d_optimizer, config.grad_clip_norm)
+  state = state_lib.create_train_state(config, generator, discriminator, g_tx, d_tx)
+  return generator, discriminator, g_tx, d_tx, state
+
+
+def fixed_latents(config: ml_collections.ConfigDict) -> jax.Array:
+  """The latent batch of every sample grid of a run: same seed, same faces."""
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A)
+  return jax.random.normal(key, (config.num_sample_images, config.latent_dim))
+
+
+def stack_d_batches(batches: list[dict]) -> dict:
+  """d_steps batches of [devices, B, ...] -> [devices, d_steps, B, ...]."""
+  return {'image': np.stack([b['image'] for b in batches], axis=1)}
+
+
+def _config_differences(old: dict, new: dict, prefix: str = '') -> list[str]:
+  diffs = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      diffs += _config_differences(a, b, f'{prefix}{key}.')
+    elif a != b:
+      diffs.append(f'{prefix}{key}: {a!r} -> {b!r}')
+  return diffs
+
+
+def _truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
+  """Drops lines logged after the checkpoint we resume from (they will be redone)."""
+  if not path.exists():
+    return
+  kept = [line for line in path.read_text().splitlines()
+          if line.strip() and json.loads(line)['step'] <= last_step]
+  tmp = path.with_suffix('.tmp')
+  tmp.write_text(''.join(line + '\n' for line in kept))
+  tmp.replace(path)
+
+
+class SampleGrids:
+  """Writes the fixed-latent EMA grid to TensorBoard and samples/step_XXXXXX.png."""
+
+  def __init__(self, config, generator, workdir: pathlib.Path, writer):
+    self._z = fixed_latents(config)
+    self._generate = steps.make_generate_fn(generator)
+    self._dir = workdir / 'samples'
+    self._writer = writer
+
+  def __call__(self, step: int, state: state_lib.TrainState) -> pathlib.Path:
+    fakes = self._generate(state.ema_params, state.g_state, self._z)
+    grid = image_utils.make_grid(image_utils.to_uint8(jax.device_get(fakes)))
+    path = self._dir / f'step_{step:06d}.png'
+    if jax.process_index() == 0:
+      image_utils.write_png(path, grid)
+    self._writer.write_images(step, {'samples': grid[None, ..., None]})
+    return path
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
+  """Trains (or resumes) a run in `workdir`; returns the final unreplicated state."""
+  config_checks.check_config(config)
+  workdir = pathlib.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  devices = jax.local_devices()
+
+  generator, discriminator, g_tx, d_tx, state = build(config)
+  data_iter = input_pipeline.create_train_iterator(config, seed=config.seed)
+  latest_mngr, best_mngr = checkpoints.create_managers(workdir, config.keep_checkpoints)
+  config_dict = config.to_dict()
+  jsonl_path = workdir / 'metrics.jsonl'
+
+  if latest_mngr.latest_step() is not None:
+    state, data_state, meta = checkpoints.restore(latest_mngr, state)
+    data_iter.set_state(data_state)
+    for line in _config_differences(meta.get('config', {}), config_dict):
+      logging.warning('Config differs from the checkpoint: %s', line)
+    logging.info('Resumed from step %d in %s', int(state.step), latest_mngr.directory)
+    if is_chief:
+      _truncate_jsonl(jsonl_path, int(state.step))
+  initial_step = int(state.step)
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if initial_step == 0:
+    writer.write_hparams({k: v for k, v in _flatten(config_dict).items()})
+  num_steps = config.num_train_steps
+  report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
+  grids = SampleGrids(config, generator, workdir, writer)
+  evaluator = None
+  if config.eval_every_steps:
+    from cxrgan_jax import training_eval  # pylint: disable=g-import-not-at-top
+    evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
+
+  p_step = steps.pmap_train_step(
+      steps.make_train_step(config, generator, discriminator, g_tx, d_tx), devices)
+  rstate = flax.jax_utils.replicate(state, devices)
+  meta = {'config': config_dict}
+  images_per_step = config.batch_size * config.d_steps
+  pending_finite = None  # Device scalar of the previous step, checked one step late.
+  tick_time, tick_step = time.time(), initial_step
+  logging.info('Training %s at %d^2 from step %d to %d on %d device(s) x %d process(es)',
+               config.model, config.resolution, initial_step, num_steps, len(devices),
+               jax.process_count())
+
+  def unreplicated_state():
+    return jax.device_get(flax.jax_utils.unreplicate(rstate))
+
+  def check_finite(flag, step):
+    if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
+      latest_mngr.wait_until_finished()
+      raise NonFiniteError(
+          f'NaN/Inf in a loss or gradient at step {step}; stopped without saving it. '
+          f'Last good checkpoint: step {latest_mngr.latest_step()} in '
+          f'{latest_mngr.directory}. Lower config.g_optimizer/d_optimizer.learning_rate, '
+          'set config.grad_clip_norm, or raise config.r1_gamma, then rerun the same command '
+          'to resume.')
+
+  for step in range(initial_step + 1, num_steps + 1):
+    batch = stack_d_batches([next(data_iter) for _ in range(config.d_steps)])
+    rstate, metrics = p_step(rstate, batch)
+    check_finite(pending_finite, step - 1)
+    pending_finite = metrics['finite']
+    report(step)
+
+    is_last = step == num_steps
+    if step % config.log_every_steps == 0 or is_last:
+      check_finite(pending_finite, step)
+      scalars = {k: float(v) for k, v in jax.device_get(
+          flax.jax_utils.unreplicate(metrics)).items() if k != 'finite'}
+      now = time.time()
+      steps_per_sec = (step - tick_step) / max(now - tick_time, 1e-9)
+      tick_time, tick_step = now, step
+      scalars.update(steps_per_sec=steps_per_sec, images_per_sec=steps_per_sec * images_per_step)
+      writer.write_scalars(step, scalars)
+      eta = (num_steps - step) / max(steps_per_sec, 1e-9)
+      logging.info(
+          'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
+          'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f', step, num_steps,
+          steps_per_sec, scalars['images_per_sec'], _format_seconds(eta), scalars['d_loss'],
+          scalars['g_loss'], scalars['d_real'], scalars['d_fake'], scalars['g_grad_norm'],
+          scalars['d_grad_norm'], scalars['augment_p'])
+      if is_chief:
+        with jsonl_path.open('a') as f:
+          f.write(json.dumps({'step': step, 'time': now, **scalars}) + '\n')
+
+    if step % config.sample_every_steps == 0 or is_last:
+      grids(step, unreplicated_state())
+    if evaluator is not None and (step % config.eval_every_steps == 0 or is_last):
+      host_state = unreplicated_state()
+      eval_scalars = evaluator(step, host_state)
+      writer.write_scalars(step, eval_scalars)
+      checkpoints.save(best_mngr, host_state, data_iter.get_state(), meta,
+                       metrics={'value': eval_scalars[evaluator.metric_name]})
+      if is_chief:
+        with jsonl_path.open('a') as f:
+          f.write(json.dumps({'step': step, 'time': time.time(), **eval_scalars}) + '\n')
+    if step % config.checkpoint_every_steps == 0 or is_last:
+      checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
+      writer.flush()
+
+  check_finite(pending_finite, num_steps)
+  latest_mngr.wait_until_finished()
+  best_mngr.wait_until_finished()
+  writer.close()
+  return unreplicated_state()
+
+
+def _flatten(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _format_seconds(seconds: float) -> str:
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f'{h}h{m:02d}m' if h else f'{m}m{s:02d}s'
