@@ -44,13 +44,9 @@ class Generator:
     self.config = config
     self.step = int(state.step)
     generator, _ = models.create_models(config)
-    self._generate = steps.make_generate_fn(generator)
-    self._params = state.ema_params
-    self._g_state = state.g_state
-
-  def __call__(self, z: np.ndarray) -> np.ndarray:
-    """z: float32 [B, latent_dim] -> uint8 [B, R, R, 1]."""
-    return image_utils.to_uint8(jax.device_get(self._generate(self._params, self._g_state, z)))
+    self.generate = steps.make_generate_fn(generator)
+    self.params = state.ema_params
+    self.g_state = state.g_state
 
   def latents(self, num: int, seed: int) -> np.ndarray:
     key = jax.random.PRNGKey(seed)
@@ -89,18 +85,26 @@ def generate_images(workdir: str | os.PathLike, num_images: int, *, seed: int = 
   return sample_from(gen, num_images, seed=seed, batch_size=batch_size, progress=progress)
 
 
+def generate_batched(generate, params, g_state, z: np.ndarray, *, batch_size: int = 64,
+                     progress: bool = False) -> np.ndarray:
+  """uint8 [N, R, R, 1] from latents z [N, latent] in fixed-size batches (one compile)."""
+  out = []
+  for start in tqdm.trange(0, len(z), batch_size, disable=not progress, desc='sampling',
+                           unit='batch'):
+    chunk = z[start:start + batch_size]
+    pad = batch_size - len(chunk)
+    chunk = np.concatenate([chunk, np.zeros((pad, z.shape[1]), z.dtype)]) if pad else chunk
+    images = image_utils.to_uint8(jax.device_get(generate(params, g_state, chunk)))
+    out.append(images[:batch_size - pad])
+  return np.concatenate(out)
+
+
 def sample_from(gen: Generator, num_images: int, *, seed: int = 0, batch_size: int = 64,
                 progress: bool = False) -> np.ndarray:
-  z = gen.latents(num_images, seed)
-  out = []
-  for start in tqdm.trange(0, num_images, batch_size, disable=not progress,
-                           desc='sampling', unit='batch'):
-    chunk = z[start:start + batch_size]
-    pad = batch_size - len(chunk)  # Fixed batch shape: one compilation.
-    chunk = np.concatenate([chunk, np.zeros((pad, z.shape[1]), z.dtype)]) if pad else chunk
-    out.append(gen(chunk)[:batch_size - pad])
-  res = gen.config.resolution
-  return np.concatenate(out) if out else np.zeros((0, res, res, 1), np.uint8)
+  if num_images <= 0:
+    raise ValueError(f'--num_images={num_images} must be positive')
+  return generate_batched(gen.generate, gen.params, gen.g_state, gen.latents(num_images, seed),
+                          batch_size=batch_size, progress=progress)
 
 
 def class_of(config: ml_collections.ConfigDict) -> str:

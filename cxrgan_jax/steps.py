@@ -204,6 +204,19 @@ def pmap_train_step(train_step, devices=None):
   return jax.pmap(train_step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
 
 
+def unreplicate(tree: PyTree) -> PyTree:
+  """Device 0's copy of a pmapped pytree.
+
+  flax.jax_utils.unreplicate keeps the leading axis when pmap ran on a subset
+  of one device, so take the first local shard ourselves.
+  """
+  def first(x):
+    if hasattr(x, 'addressable_shards') and x.ndim > 0:
+      return x.addressable_shards[0].data[0]
+    return x[0] if getattr(x, 'ndim', 0) else x
+  return jax.tree.map(first, tree)
+
+
 def make_generate_fn(generator: nn.Module) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
   """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1]."""
 

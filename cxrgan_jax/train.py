@@ -137,7 +137,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
                jax.process_count())
 
   def unreplicated_state():
-    return jax.device_get(flax.jax_utils.unreplicate(rstate))
+    return jax.device_get(steps.unreplicate(rstate))
 
   def check_finite(flag, step):
     if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
@@ -160,7 +160,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     if step % config.log_every_steps == 0 or is_last:
       check_finite(pending_finite, step)
       scalars = {k: float(v) for k, v in jax.device_get(
-          flax.jax_utils.unreplicate(metrics)).items() if k != 'finite'}
+          steps.unreplicate(metrics)).items() if k != 'finite'}
       now = time.time()
       steps_per_sec = (step - tick_step) / max(now - tick_time, 1e-9)
       tick_time, tick_step = now, step

@@ -268,28 +268,30 @@ def preprocess(images: jax.Array) -> jax.Array:
   return x
 
 
-def init_variables(rng: jax.Array, *, scale: float = 1.) -> dict:
+def init_variables(seed: int = 0, *, scale: float = 0.9) -> dict:
   """Random variables with the real network's structure (tests, benchmarks).
 
-  Convolutions and the classifier get He-normal weights times `scale`, the
-  BatchNorm scale/bias/mean/var get values around (1, 0, 0, 1) so that every
-  term of the BN formula is exercised while activations stay O(1) through the
-  94 layers. These are *not* Inception weights: never use them for metrics.
+  Convolutions and the classifier get He-normal weights times `scale` (0.9
+  keeps pool3 features O(1) like the real network's), the BatchNorm
+  scale/bias/mean/var get values around (1, 0, 0, 1) so that every term of
+  the BN formula is exercised. Drawn with NumPy: per-shape jax.random calls
+  would compile ~100 kernels. These are *not* Inception weights: never use
+  them for metrics. Returns float32 NumPy arrays.
   """
   shapes = jax.eval_shape(
       InceptionV3().init, jax.random.PRNGKey(0),
       jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32))
   leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
-  keys = jax.random.split(rng, len(leaves))
+  rng = np.random.default_rng(seed)
   out = []
-  for key, (path, leaf) in zip(keys, leaves):
+  for path, leaf in leaves:
     name = path[-1].key
     if name == 'kernel':
       fan_in = int(np.prod(leaf.shape[:-1]))
-      std = scale * np.sqrt(2. / fan_in)
-      out.append(std * jax.random.normal(key, leaf.shape, jnp.float32))
+      value = rng.normal(0., scale * np.sqrt(2. / fan_in), leaf.shape)
     elif name in ('scale', 'var'):
-      out.append(jax.random.uniform(key, leaf.shape, jnp.float32, 0.5, 1.5))
+      value = rng.uniform(0.5, 1.5, leaf.shape)
     else:  # 'bias', 'mean'.
-      out.append(0.1 * jax.random.normal(key, leaf.shape, jnp.float32))
+      value = rng.normal(0., 0.1, leaf.shape)
+    out.append(value.astype(np.float32))
   return jax.tree_util.tree_unflatten(treedef, out)

@@ -6,7 +6,7 @@ The only weights that give comparable FIDs are pytorch-fid's port of the TF
 small torch-free unpickler (both the zip format of torch >= 1.6 and the older
 "legacy" stream format), maps it one to one onto the Flax `InceptionV3`
 variables, checking that no parameter is missing or left over, and caches the
-result once as a plain .npz that loads with NumPy alone.
+official file's conversion once as a plain .npz that loads with NumPy alone.
 
 Resolution order of `load_inception_variables`: an explicit path (.pth or a
 converted .npz) -> the cache ($CXRGAN_CACHE or ~/.cache/cxrgan_jax) -> a
@@ -25,6 +25,7 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -271,7 +272,8 @@ def _torch_name(flax_path: tuple[str, ...]) -> str:
   return '.'.join(flax_path[1:-1] + (suffix,))
 
 
-def _to_flax_layout(array: np.ndarray, flax_path: tuple[str, ...]) -> np.ndarray:
+def _to_flax_layout(array: np.ndarray,
+                    flax_path: tuple[str, ...]) -> np.ndarray:
   if flax_path[-1] == 'kernel' and array.ndim == 4:
     return array.transpose(2, 3, 1, 0)  # OIHW -> HWIO.
   if flax_path[-1] == 'kernel' and array.ndim == 2:
@@ -279,7 +281,8 @@ def _to_flax_layout(array: np.ndarray, flax_path: tuple[str, ...]) -> np.ndarray
   return array
 
 
-def _to_torch_layout(array: np.ndarray, flax_path: tuple[str, ...]) -> np.ndarray:
+def _to_torch_layout(array: np.ndarray,
+                     flax_path: tuple[str, ...]) -> np.ndarray:
   if flax_path[-1] == 'kernel' and array.ndim == 4:
     return array.transpose(3, 2, 0, 1)  # HWIO -> OIHW.
   if flax_path[-1] == 'kernel' and array.ndim == 2:
@@ -436,6 +439,32 @@ def convert_pth(pth_path: str | os.PathLike,
   return variables
 
 
+def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path,
+              sha256_prefix: str | None) -> Variables:
+  """Converts a .pth; only the official file may fill the shared cache.
+
+  Caching any other .pth under the official name would silently change every
+  later FID that relies on the cache, so other files are converted each time
+  and flagged.
+  """
+  digest = _sha256(path)
+  official = sha256_prefix is None or digest.startswith(sha256_prefix)
+  if official and cached_npz.is_file():
+    return load_npz(cached_npz)
+  variables = convert_pth(path)
+  if not official:
+    warnings.warn(
+        f'{path} (SHA-256 {digest[:12]}...) is not pytorch-fid\'s '
+        f'{FID_WEIGHTS_NAME}: its FIDs are not comparable to published ones, '
+        'and it is not cached.', stacklevel=3)
+    return variables
+  try:
+    save_npz(variables, cached_npz)
+  except OSError as e:  # A read-only cache only costs a re-conversion.
+    warnings.warn(f'could not cache {cached_npz}: {e}', stacklevel=3)
+  return variables
+
+
 def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
                              allow_download: bool = True,
                              url: str = FID_WEIGHTS_URL,
@@ -445,11 +474,13 @@ def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
   """FID Inception variables: explicit path -> cache -> download -> error.
 
   Args:
-    weights_path: a pytorch-fid .pth or a converted .npz. A .pth is converted
-      and the .npz cached, so later runs need neither the .pth nor this path.
+    weights_path: a pytorch-fid .pth or a converted .npz. The official .pth
+      is converted once into the cache, so later runs need neither the .pth
+      nor this path; any other .pth is converted with a warning, uncached.
     allow_download: whether to try `url` when nothing is found locally.
     url: where to download the .pth from.
-    sha256_prefix: the downloaded file must hash to this prefix (None: skip).
+    sha256_prefix: SHA-256 prefix of the official .pth, checked on download
+      and before caching (None: trust any file).
     timeout: seconds for the download's socket operations.
 
   Returns:
@@ -468,12 +499,7 @@ def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
           cache, f'--inception_weights={path} does not exist'))
     if path.suffix == '.npz':
       return load_npz(path)
-    variables = convert_pth(path)
-    try:
-      save_npz(variables, cached_npz)
-    except OSError:
-      pass  # A read-only cache only costs a re-conversion next time.
-    return variables
+    return _from_pth(path, cached_npz, sha256_prefix)
   if cached_npz.is_file():
     return load_npz(cached_npz)
   cached_pth = cache / FID_WEIGHTS_NAME
@@ -486,4 +512,4 @@ def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
     except (OSError, ValueError, urllib.error.URLError) as e:
       raise MissingWeightsError(_missing_weights_message(
           cache, f'download of {url} failed: {e}')) from e
-  return convert_pth(cached_pth, cached_npz)
+  return _from_pth(cached_pth, cached_npz, sha256_prefix)

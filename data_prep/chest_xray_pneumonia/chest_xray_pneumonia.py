@@ -15,13 +15,15 @@ paediatric chest film are mostly arms, shoulders and background.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterator, Mapping
+from concurrent import futures
 import dataclasses
 import hashlib
 import io
 import os
 import re
+import threading
 import zipfile
-from collections.abc import Iterator, Mapping
 
 from absl import logging
 import numpy as np
@@ -38,6 +40,7 @@ _ARCHIVE_SPLITS = ('train', 'val', 'test')
 _ARCHIVE_CLASSES = ('NORMAL', 'PNEUMONIA')
 _IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 _ROOT = 'chest_xray'
+_CHUNK = 256  # Images converted concurrently before being yielded.
 # personN (pneumonia); IM-NNNN and NORMAL2-IM-NNNN (normal). Longest first.
 _PATIENT_RE = re.compile(r'^(NORMAL2-IM-\d+|IM-\d+|person\d+)', re.IGNORECASE)
 _16_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
@@ -230,7 +233,8 @@ def encode_image(data: bytes, image_size: int) -> bytes:
   square = gray.resize((image_size, image_size), Image.Resampling.LANCZOS,
                        box=(left, top, left + side, top + side))
   out = io.BytesIO()
-  square.save(out, format='PNG')
+  # Level 1: ~4x faster to write than the default 6, files ~15% larger.
+  square.save(out, format='PNG', compress_level=1)
   return out.getvalue()
 
 
@@ -307,6 +311,12 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
         by_split['validation'].append(e)
       else:
         by_split['train'].append(e)
+    empty = [name for name, split_entries in by_split.items()
+             if not split_entries]
+    if empty:
+      raise ValueError(
+          f'No images of classes {config.classes} for split(s) {empty} under '
+          f'{dl_manager.manual_dir}. Wanted layout:\n{_WANTED_LAYOUT}')
     _warn_on_shared_patients(by_split)
     logging.info('Found %s images for classes %s.',
                  {k: len(v) for k, v in by_split.items()}, config.classes)
@@ -317,20 +327,36 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
                          ) -> Iterator[tuple[str, dict[str, object]]]:
     size = self.builder_config.image_size
     zip_paths = sorted({e.zip_path for e in entries if e.zip_path})
-    zips = {p: zipfile.ZipFile(p) for p in zip_paths}
+    # One handle per zip and thread: a ZipFile is not safe to share.
+    local = threading.local()
+    opened: list[zipfile.ZipFile] = []
+
+    def convert(e: _Entry) -> bytes | Exception:
+      if not hasattr(local, 'zips'):
+        local.zips = {p: zipfile.ZipFile(p) for p in zip_paths}
+        opened.extend(local.zips.values())
+      try:
+        return encode_image(e.read(local.zips), size)
+      except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as err:
+        return err
+
     skipped = 0
+    # PIL drops the GIL while decoding, resizing and encoding, so threads
+    # scale over cores; chunks bound the memory held by finished images.
     try:
-      for e in entries:
-        try:
-          png = encode_image(e.read(zips), size)
-        except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as err:
-          skipped += 1
-          logging.warning('Skipping unreadable image %s: %s', e.filename, err)
-          continue
-        yield e.key, {'image': png, 'label': e.label,
-                      'patient_id': e.patient_id, 'filename': e.filename}
+      with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for start in range(0, len(entries), _CHUNK):
+          chunk = entries[start:start + _CHUNK]
+          for e, png in zip(chunk, pool.map(convert, chunk)):
+            if isinstance(png, Exception):
+              skipped += 1
+              logging.warning('Skipping unreadable image %s: %s', e.filename,
+                              png)
+              continue
+            yield e.key, {'image': png, 'label': e.label,
+                          'patient_id': e.patient_id, 'filename': e.filename}
     finally:
-      for zf in zips.values():
+      for zf in opened:
         zf.close()
     logging.info('Split %s: %d images written, %d unreadable images skipped.',
                  split, len(entries) - skipped, skipped)

@@ -1,0 +1,134 @@
+"""PyTorch (CPU) reference of our DCGAN train step, for side-by-side timing.
+
+Same layers and widths as `cxrgan_jax.models.dcgan` for a given resolution and
+channel settings (the width schedule is imported from it), but written the
+usual PyTorch way: `nn.ConvTranspose2d(k=4, s=2, p=1)` in G, `nn.Conv2d(k=4,
+s=2, p=1)` in D. One step = one D update on real + fake (non-saturating loss,
+Goodfellow et al. 2014) then one G update, each with Adam, as in the PyTorch
+DCGAN example.
+
+Needs the `bench` extra: `pip install torch==2.13.0`.
+
+  python -m bench.torch_dcgan --resolution 64 --batch_size 64  # from the root
+"""
+
+import argparse
+import math
+import os
+import time
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cxrgan_jax.models import dcgan
+from cxrgan_jax.models import layers
+
+
+def _widths(channels: int, resolution: int) -> list[int]:
+  """Widths at 4x4, 8x8, ..., resolution/2, as in the flax DCGAN."""
+  doublings = int(math.log2(resolution // 4))
+  return [layers.channels_at(channels, level, dcgan.MIN_CHANNELS)
+          for level in range(doublings)]
+
+
+def _init_dcgan(module: nn.Module) -> None:
+  """N(0, 0.02) weights, BatchNorm gamma ~ N(1, 0.02) (Radford et al. 2015)."""
+  if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    nn.init.normal_(module.weight, 0., 0.02)
+    if module.bias is not None:
+      nn.init.zeros_(module.bias)
+  elif isinstance(module, nn.BatchNorm2d):
+    nn.init.normal_(module.weight, 1., 0.02)
+    nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+  """z [B, latent] -> [B, 1, R, R] in [-1, 1]."""
+
+  def __init__(self, resolution: int, latent_dim: int, channels: int):
+    super().__init__()
+    widths = _widths(channels, resolution)
+    self.width = widths[0]
+    self.project = nn.Linear(latent_dim, 16 * widths[0], bias=False)
+    blocks = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+      blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                 nn.BatchNorm2d(c_out), nn.ReLU()]
+    blocks += [nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1), nn.Tanh()]
+    self.body = nn.Sequential(*blocks)
+    self.apply(_init_dcgan)
+
+  def forward(self, z: torch.Tensor) -> torch.Tensor:
+    return self.body(self.project(z).view(-1, self.width, 4, 4))
+
+
+class Discriminator(nn.Module):
+  """[B, 1, R, R] -> logits [B]."""
+
+  def __init__(self, resolution: int, channels: int):
+    super().__init__()
+    widths = _widths(channels, resolution)[::-1]  # Highest resolution first.
+    blocks = [nn.Conv2d(1, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+      blocks += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                 nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+    self.body = nn.Sequential(*blocks)
+    self.head = nn.Linear(16 * widths[-1], 1)
+    self.apply(_init_dcgan)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.head(self.body(x).flatten(1))[:, 0]
+
+
+def time_torch_dcgan_step(resolution: int, batch_size: int, latent_dim: int,
+                          g_channels: int, d_channels: int, steps: int,
+                          warmup: int) -> float:
+  """Images per second of full GAN steps (D then G update), after `warmup`."""
+  torch.set_num_threads(len(os.sched_getaffinity(0)))
+  torch.manual_seed(0)
+  g = Generator(resolution, latent_dim, g_channels)
+  d = Discriminator(resolution, d_channels)
+  g_opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+  d_opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+  real = torch.rand(batch_size, 1, resolution, resolution) * 2. - 1.
+
+  def step():
+    z = torch.randn(batch_size, latent_dim)
+    fake = g(z)
+    d_loss = (F.softplus(-d(real)).mean() +
+              F.softplus(d(fake.detach())).mean())
+    d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    d_opt.step()
+    g_loss = F.softplus(-d(fake)).mean()
+    g_opt.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_opt.step()
+    return g_loss.detach().item()  # Waits for the step to finish.
+
+  for _ in range(warmup):
+    step()
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  return batch_size * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--resolution', type=int, default=64)
+  parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument('--latent_dim', type=int, default=128)
+  parser.add_argument('--g_channels', type=int, default=256)
+  parser.add_argument('--d_channels', type=int, default=256)
+  parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--warmup', type=int, default=2)
+  args = parser.parse_args()
+  rate = time_torch_dcgan_step(**vars(args))
+  print(f'torch {torch.__version__} DCGAN {args.resolution}px batch '
+        f'{args.batch_size}: {rate:.1f} images/s')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,94 @@
+"""The 3-class X-ray classifier learns on the demo data; its 'cxr' features."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cxrgan_jax import classifier
+from cxrgan_jax.metrics import features
+
+
+@pytest.fixture(scope='module')
+def trained(demo_tfds_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('clf')
+  config = classifier.ClassifierConfig(
+      data_dir=demo_tfds_dir, resolution=64, num_steps=150, batch_size=32,
+      eval_every_steps=50, seed=0)
+  metrics = classifier.train_and_evaluate(config, workdir)
+  return workdir, config, metrics
+
+
+def test_classification_metrics_by_hand():
+  labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+  preds = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+  m = classifier.classification_metrics(labels, preds)
+  assert m['accuracy'] == pytest.approx(5 / 8)
+  assert m['confusion_matrix'] == [[2, 1, 0], [0, 1, 1], [1, 0, 2]]
+  assert m['sensitivity_normal'] == pytest.approx(2 / 3)
+  assert m['specificity_normal'] == pytest.approx(4 / 5)  # 1 FP of 5 negatives.
+  assert m['sensitivity_viral'] == pytest.approx(2 / 3)
+  # Pneumonia = bacterial or viral: 4 of 5 detected; 2 of 3 normals cleared.
+  assert m['pneumonia_sensitivity'] == pytest.approx(4 / 5)
+  assert m['pneumonia_specificity'] == pytest.approx(2 / 3)
+
+
+def test_learns_above_chance(trained):
+  workdir, _, metrics = trained
+  test = metrics['test']
+  # Three balanced classes: chance is 1/3; normal vs pneumonia is the easy part.
+  assert test['accuracy'] > 0.5, test
+  assert test['pneumonia_accuracy'] > 0.75, test
+  history = metrics['history']
+  assert history[-1]['train_loss'] < history[0]['train_loss']
+  saved = json.loads((workdir / classifier.METRICS_FILE).read_text())
+  assert saved['test']['accuracy'] == test['accuracy']
+  assert (workdir / classifier.CONFIG_FILE).is_file()
+
+
+def test_restored_checkpoint_reproduces_test_accuracy(trained, demo_tfds_dir):
+  from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  workdir, config, metrics = trained
+  clf = classifier.load_classifier(workdir)
+  assert clf.config == config
+  data = input_pipeline.load_images(config.dataset, 'test',
+                                    data_dir=demo_tfds_dir, resolution=64)
+  acc = float((clf.predict(data['image']) == data['label']).mean())
+  assert acc == pytest.approx(metrics['test']['accuracy'])
+
+
+def test_cxr_extractor(trained, demo_tfds_dir):
+  from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  workdir, config, _ = trained
+  extractor = features.get_extractor('cxr', workdir=str(workdir))
+  assert extractor.name == 'cxr' and extractor.dim == config.feature_dim
+  images = input_pipeline.load_images(
+      config.dataset, 'validation', data_dir=demo_tfds_dir, resolution=128,
+      max_images=10)['image']
+  feats = extractor(images, batch_size=4)
+  assert feats.shape == (10, config.feature_dim) and feats.dtype == np.float32
+  # 128-px inputs are resized to the classifier's 64 px inside the extractor.
+  direct = classifier.load_classifier(workdir).features(images)
+  np.testing.assert_allclose(feats, direct, rtol=1e-4, atol=1e-5)
+  assert np.std(feats, axis=0).max() > 0  # Not a constant embedding.
+
+
+def test_missing_workdir_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No trained classifier'):
+    classifier.load_classifier(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_shared_data_reaches_useful_accuracy(shared_chest_xray_dir,
+                                             tmp_path):
+  """The documented figure: ~0.77 3-class, >0.95 pneumonia-vs-normal."""
+  import conftest  # pylint: disable=g-import-not-at-top
+  data_dir = tmp_path / 'tfds'
+  conftest.build_dataset(shared_chest_xray_dir.parent, data_dir, 'all')
+  metrics = classifier.train_and_evaluate(classifier.ClassifierConfig(
+      data_dir=str(data_dir), resolution=64, num_steps=1500), tmp_path / 'clf')
+  test = metrics['test']
+  assert test['accuracy'] > 0.7, test
+  assert test['pneumonia_sensitivity'] > 0.9, test
+  assert test['pneumonia_specificity'] > 0.85, test

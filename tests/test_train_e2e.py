@@ -1,0 +1,131 @@
+"""End to end on real X-rays: train, resume after SIGKILL, sample a dataset."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import demo
+from cxrgan_jax import checkpoints
+from cxrgan_jax import sample
+from cxrgan_jax import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def small_overrides(data_dir, steps: int) -> dict:
+  return {
+      'data_dir': str(data_dir), 'num_train_steps': steps, 'batch_size': 8,
+      'latent_dim': 16, 'g_channels': 32, 'd_channels': 32, 'log_every_steps': 2,
+      'sample_every_steps': 4, 'checkpoint_every_steps': 4, 'num_sample_images': 16,
+  }
+
+
+def small_config(data_dir, steps: int):
+  config = demo.get_config()
+  for key, value in small_overrides(data_dir, steps).items():
+    config[key] = value
+  return config
+
+
+def main_command(workdir, data_dir, steps: int) -> list[str]:
+  flags = [f'--config.{k}={v}' for k, v in small_overrides(data_dir, steps).items()]
+  return [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT / "configs/demo.py"}',
+          f'--workdir={workdir}', *flags]
+
+
+def subprocess_env():
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+  env['JAX_PLATFORMS'] = 'cpu'
+  return env
+
+
+def final_state(workdir, data_dir, steps: int):
+  config = small_config(data_dir, steps)
+  *_, template = train.build(config)
+  latest, _ = checkpoints.create_managers(workdir, keep=3)
+  state, data_state, _ = checkpoints.restore(latest, template)
+  return state, data_state
+
+
+def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  state = train.train_and_evaluate(small_config(demo_tfds_dir, 8), str(workdir))
+  assert int(state.step) == 8
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4', '8']
+  assert (workdir / 'samples' / 'step_000008.png').is_file()
+  assert list(workdir.glob('events.out.tfevents.*')), 'TensorBoard events missing'
+  lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['step'] for l in lines] == [2, 4, 6, 8]
+  assert all(np.isfinite(l['d_loss']) and l['images_per_sec'] > 0 for l in lines)
+
+  gen = sample.restore_generator(workdir)
+  out = sample.export_dataset(gen, tmp_path / 'synthetic', 10, seed=3, progress=False)
+  pngs = sorted((out / 'NORMAL').glob('*.png'))
+  assert len(pngs) == 10 and (out / 'grid.png').is_file()
+  manifest = json.loads((out / 'manifest.json').read_text())
+  assert manifest['step'] == 8 and manifest['seed'] == 3
+  again = sample.generate_images(workdir, 10, seed=3)
+  from PIL import Image
+  first = np.asarray(Image.open(pngs[0]))
+  np.testing.assert_array_equal(first, again[0, ..., 0])
+
+
+def test_sampling_errors_are_clear(tmp_path):
+  with pytest.raises(checkpoints.CheckpointError, match='no checkpoint found'):
+    sample.restore_generator(tmp_path / 'nothing_here')
+
+
+def test_resume_after_sigkill_is_bit_exact(demo_tfds_dir, tmp_path):
+  steps = 12
+  env = subprocess_env()
+  straight = tmp_path / 'straight'
+  subprocess.run(main_command(straight, demo_tfds_dir, steps), check=True, env=env,
+                 cwd=ROOT, capture_output=True)
+
+  killed = tmp_path / 'killed'
+  proc = subprocess.Popen(main_command(killed, demo_tfds_dir, steps), env=env, cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed / 'checkpoints' / '4').is_dir():
+    assert proc.poll() is None, 'run ended before its first checkpoint'
+    assert time.time() < deadline, 'no checkpoint within 300 s'
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = sorted(int(p.name) for p in (killed / 'checkpoints').iterdir() if p.name.isdigit())
+  assert saved and saved[-1] < steps, f'killed too late: {saved}'
+
+  resumed = subprocess.run(main_command(killed, demo_tfds_dir, steps), env=env, cwd=ROOT,
+                           capture_output=True, text=True)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Resumed from step' in resumed.stderr
+
+  a, a_data = final_state(straight, demo_tfds_dir, steps)
+  b, b_data = final_state(killed, demo_tfds_dir, steps)
+  assert int(a.step) == int(b.step) == steps
+  assert a_data == b_data
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(demo_tfds_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  good = train.train_and_evaluate(small_config(demo_tfds_dir, 4), str(workdir))
+  config = small_config(demo_tfds_dir, 8)
+  config.g_optimizer.learning_rate = 1e38
+  with pytest.raises(train.NonFiniteError, match='Last good checkpoint: step 4'):
+    train.train_and_evaluate(config, str(workdir))
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4']
+  restored, _ = final_state(workdir, demo_tfds_dir, 4)
+  for x, y in zip(jax.tree.leaves(good), jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(x, y)
