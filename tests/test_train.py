@@ -46,9 +46,9 @@ def run_one_step(config, num_devices: int, real: np.ndarray):
 
 def test_two_devices_equal_one_device_on_the_same_global_batch():
   # DCGAN has BatchNorm in G and D, the case where device layout could leak in;
-  # augmentation, instance noise, R1 and d_steps=2 cover every random path.
+  # augmentation, instance noise and R1 cover every random path.
   assert jax.local_device_count() >= 2, 'conftest sets 2 host devices'
-  config = tiny_config('dcgan')
+  config = tiny_config('dcgan', d_steps=1)
   # SGD, not Adam: Adam's first update is lr * sign(g), so a gradient that is
   # zero up to float rounding flips sign and hides the comparison in noise.
   for opt in (config.g_optimizer, config.d_optimizer):
@@ -64,8 +64,9 @@ def test_two_devices_equal_one_device_on_the_same_global_batch():
     leaves1 = jax.tree.leaves(getattr(one, name))
     leaves2 = jax.tree.leaves(getattr(two, name))
     assert len(leaves1) == len(leaves2) == len(leaves0)
-    # Compare the step's updates, relative to their size: float32 sums taken
-    # in another order differ by rounding, nothing more.
+    # Compare the step's updates relative to their size (float32 sums in
+    # another order: ~2e-6 measured). Randomness keyed by device, or a missing
+    # pmean, changes updates by their own size.
     scale = max(float(np.max(np.abs(b - a))) for a, b in zip(leaves0, leaves1))
     assert scale > 0, name
     for a, b, c in zip(leaves0, leaves1, leaves2):
@@ -75,11 +76,11 @@ def test_two_devices_equal_one_device_on_the_same_global_batch():
 
 
 def test_resnet_step_learns_and_adapts_augmentation():
-  config = tiny_config('resnet', d_steps=1)
+  config = tiny_config('resnet', d_steps=2)
   config.augment.p = 0.0
   config.augment.target = -1.0  # Any r_t is above target: p must go up.
   _, _, _, _, before = train.build(config)
-  after, metrics = run_one_step(config, 2, np.zeros((1, 8, 64, 64, 1), np.float32))
+  after, metrics = run_one_step(config, 2, np.zeros((2, 8, 64, 64, 1), np.float32))
   assert int(after.step) == 1 and metrics['finite'] == 1.0
   assert metrics['r1'] >= 0.0 and 0.0 <= metrics['d_real'] <= 1.0
   for name in ('g_params', 'd_params'):

@@ -14,6 +14,7 @@ import pytest
 
 from configs import demo
 from cxrgan_jax import checkpoints
+from cxrgan_jax import evaluate
 from cxrgan_jax import sample
 from cxrgan_jax import train
 
@@ -78,6 +79,16 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   from PIL import Image
   first = np.asarray(Image.open(pngs[0]))
   np.testing.assert_array_equal(first, again[0, ..., 0])
+
+  report = tmp_path / 'eval'
+  metrics = evaluate.run(evaluate.EvalArgs(
+      output_dir=str(report), workdir=str(workdir), num_samples=24,
+      dataset='chest_xray_pneumonia/normal', split='test', data_dir=str(demo_tfds_dir),
+      features=('pixels',), cache_dir='', ms_ssim_pairs=20, num_permutations=50))
+  assert np.isfinite(metrics['fd_pixels']) and metrics['fd_pixels'] > 0
+  assert 0.0 <= metrics['one_nn_accuracy_pixels'] <= 1.0
+  assert json.loads((report / 'metrics.json').read_text())['fd_pixels'] == metrics['fd_pixels']
+  assert (report / 'report.md').is_file()
 
 
 def test_sampling_errors_are_clear(tmp_path):
