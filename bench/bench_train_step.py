@@ -40,8 +40,7 @@ def time_jax_step(config, steps_to_time: int, warmup: int) -> tuple[float, float
   batch = {'image': rng.uniform(-1, 1, (len(devices), config.d_steps, per_device,
                                         config.resolution, config.resolution, 1)
                                 ).astype(np.float32)}
-  import flax  # pylint: disable=g-import-not-at-top
-  rstate = flax.jax_utils.replicate(state, devices)
+  rstate = steps.replicate(state, devices)
   start = time.perf_counter()
   rstate, metrics = p_step(rstate, batch)
   jax.block_until_ready(metrics)

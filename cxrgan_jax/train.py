@@ -127,7 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
 
   p_step = steps.pmap_train_step(
       steps.make_train_step(config, generator, discriminator, g_tx, d_tx), devices)
-  rstate = flax.jax_utils.replicate(state, devices)
+  rstate = steps.replicate(state, devices)
   meta = {'config': config_dict}
   images_per_step = config.batch_size * config.d_steps
   pending_finite = None  # Device scalar of the previous step, checked one step late.

@@ -38,7 +38,7 @@ def run_one_step(config, num_devices: int, real: np.ndarray):
       steps.make_train_step(config, generator, discriminator, g_tx, d_tx), devices)
   d, b = real.shape[:2]
   sharded = real.reshape(d, num_devices, b // num_devices, *real.shape[2:]).swapaxes(0, 1)
-  rstate = flax.jax_utils.replicate(state, devices)
+  rstate = steps.replicate(state, devices)
   rstate, metrics = p_step(rstate, {'image': sharded})
   return (jax.device_get(steps.unreplicate(rstate)),
           jax.device_get(steps.unreplicate(metrics)))
