@@ -17,10 +17,17 @@ config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _quiet_library_info(record) -> bool:
+  """Keeps Orbax's and TFDS's per-call INFO chatter out of the training log."""
+  noisy = ('/orbax/', '/tensorflow_datasets/', '/jax/_src/xla_bridge')
+  return record.levelno >= logging.WARNING or not any(n in record.pathname for n in noisy)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  logging.get_absl_handler().addFilter(_quiet_library_info)
   import jax  # pylint: disable=g-import-not-at-top
   # launch.sh sets these on every host of a multi-host run.
   if os.environ.get('CXRGAN_NUM_PROCESSES', '1') != '1':

@@ -29,8 +29,8 @@ def get_config():
     opt.learning_rate = 5e-4
     opt.b1 = 0.5
     opt.b2 = 0.999
-  config.num_train_steps = 600
+  config.num_train_steps = 1000
   config.log_every_steps = 50
-  config.sample_every_steps = 100
-  config.checkpoint_every_steps = 200
+  config.sample_every_steps = 200
+  config.checkpoint_every_steps = 250
   return config
