@@ -203,7 +203,8 @@ def make_extractor(name: str, *, inception_weights: str = '',
     if not classifier_workdir:
       raise ValueError("Features 'cxr' need --classifier_workdir (train one "
                        'with `python -m cxrgan_jax.classifier`).')
-    from cxrgan_jax import classifier  # pylint: disable=g-import-not-at-top,unused-import
+    # Importing the module registers the "cxr" extractor.
+    from cxrgan_jax import classifier  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     return features_lib.get_extractor('cxr', workdir=classifier_workdir)
   if name == 'pixels':
     return features_lib.get_extractor('pixels', size=pixel_size)

@@ -11,7 +11,6 @@ import time
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
-import flax
 import jax
 import ml_collections
 import numpy as np

@@ -1,6 +1,5 @@
 """Step functions, config checks, NaN handling and sampling of the training code."""
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -11,8 +11,6 @@ Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 `min_channels` (e.g. 256 -> 128 -> 64 -> 32 -> 32 at 64 px).
 """
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -30,11 +28,6 @@ BN_EPSILON = 1e-5
 def _bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   """BatchNorm gamma ~ N(1, 0.02), as in the DCGAN reference code."""
   return 1. + 0.02 * jax.random.normal(key, shape, dtype)
-
-
-def _num_doublings(resolution: int) -> int:
-  """Number of 2x resolution steps between 4x4 and `resolution`."""
-  return int(math.log2(resolution // 4))
 
 
 class Generator(nn.Module):
@@ -59,7 +52,7 @@ class Generator(nn.Module):
           epsilon=BN_EPSILON, scale_init=_bn_scale_init,
           axis_name=self.axis_name)(h)
 
-    doublings = _num_doublings(self.resolution)
+    doublings = layers.num_doublings(self.resolution)
     width = self.channels
     # "Project and reshape" (the paper's Fig. 1): a matmul to 4x4xC.
     h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=layers.dcgan_init)(
@@ -98,7 +91,7 @@ class Discriminator(nn.Module):
                       use_bias=use_bias, kernel_init=layers.dcgan_init)
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
-    doublings = _num_doublings(self.resolution)
+    doublings = layers.num_doublings(self.resolution)
     h = x.astype(jnp.float32)
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)

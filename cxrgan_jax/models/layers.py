@@ -19,6 +19,8 @@ All tensors are NHWC float32.
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -50,6 +52,11 @@ def upsample_nearest_2x(x: jax.Array) -> jax.Array:
   n, h, w, c = x.shape
   x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
   return x.reshape(n, 2 * h, 2 * w, c)
+
+
+def num_doublings(resolution: int) -> int:
+  """Number of 2x resolution steps between 4x4 and `resolution`."""
+  return int(math.log2(resolution // 4))
 
 
 def channels_at(widest: int, level: int, floor: int) -> int:

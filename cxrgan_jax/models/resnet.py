@@ -16,8 +16,6 @@ Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 runs two 3x3 convs at full resolution, the dominant CPU cost at 128 px.
 """
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -30,10 +28,6 @@ BN_MOMENTUM = 0.9
 # shortcuts and the input/output layers (as in Miyato et al.'s code).
 _relu_init = nn.initializers.variance_scaling(2., 'fan_avg', 'uniform')
 _linear_init = nn.initializers.xavier_uniform()
-
-
-def _num_doublings(resolution: int) -> int:
-  return int(math.log2(resolution // 4))
 
 
 class GBlock(nn.Module):
@@ -110,7 +104,7 @@ class Generator(nn.Module):
     h = nn.Dense(4 * 4 * self.channels, kernel_init=_linear_init)(
         z.astype(jnp.float32))
     h = h.reshape(z.shape[0], 4, 4, self.channels)
-    for level in range(1, _num_doublings(self.resolution) + 1):
+    for level in range(1, layers.num_doublings(self.resolution) + 1):
       width = layers.channels_at(self.channels, level, self.min_channels)
       h = GBlock(width, axis_name=self.axis_name)(h, train=train)
     h = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
@@ -135,7 +129,7 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    doublings = _num_doublings(self.resolution)
+    doublings = layers.num_doublings(self.resolution)
     h = x.astype(jnp.float32)
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)
