@@ -64,6 +64,8 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--families', nargs='+', default=['dcgan', 'resnet'])
   parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--channels', type=int, default=0,
+                      help="Override both nets' widest width (0: the configs' own).")
   args = parser.parse_args()
 
   torch_step = None
@@ -79,6 +81,8 @@ def main() -> None:
     for res in args.resolutions:
       config = (dcgan_normal if family == 'dcgan' else normal).get_config()
       config.resolution, config.batch_size = res, args.batch_size
+      if args.channels:
+        config.g_channels = config.d_channels = args.channels
       jax_rate, compile_s = time_jax_step(config, args.steps, args.warmup)
       torch_rate = None
       if family == 'dcgan' and torch_step is not None:
