@@ -124,8 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     from cxrgan_jax import training_eval  # pylint: disable=g-import-not-at-top
     evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
 
-  p_step = steps.pmap_train_step(
-      steps.make_train_step(config, generator, discriminator, g_tx, d_tx), devices)
+  step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)
   rstate = steps.replicate(state, devices)
   meta = {'config': config_dict}
   images_per_step = config.batch_size * config.d_steps
@@ -150,7 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
 
   for step in range(initial_step + 1, num_steps + 1):
     batch = stack_d_batches([next(data_iter) for _ in range(config.d_steps)])
-    rstate, metrics = p_step(rstate, batch)
+    rstate, metrics = step_fn_for(step - 1)(rstate, batch)
     check_finite(pending_finite, step - 1)
     pending_finite = metrics['finite']
     report(step)

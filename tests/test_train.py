@@ -33,8 +33,7 @@ def run_one_step(config, num_devices: int, real: np.ndarray):
   """One pmapped step over `num_devices` on a global batch real [d_steps, B, R, R, 1]."""
   generator, discriminator, g_tx, d_tx, state = train.build(config)
   devices = jax.local_devices()[:num_devices]
-  p_step = steps.pmap_train_step(
-      steps.make_train_step(config, generator, discriminator, g_tx, d_tx), devices)
+  p_step = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)(0)
   d, b = real.shape[:2]
   sharded = real.reshape(d, num_devices, b // num_devices, *real.shape[2:]).swapaxes(0, 1)
   rstate = steps.replicate(state, devices)
