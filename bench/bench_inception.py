@@ -11,9 +11,14 @@ Weights are random: this measures speed, not features.
 
 import argparse
 import os
+import pathlib
 import platform
+import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np
 
