@@ -71,7 +71,7 @@ def _truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
 
 
 class SampleGrids:
-  """Writes the fixed-latent EMA grid to TensorBoard and samples/step_XXXXXX.png."""
+  """Writes the fixed-latent EMA grid to TensorBoard and samples/step_000123.png."""
 
   def __init__(self, config, generator, workdir: pathlib.Path, writer):
     self._z = fixed_latents(config)
