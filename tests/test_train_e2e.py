@@ -60,14 +60,25 @@ def final_state(workdir, data_dir, steps: int):
 
 def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path):
   workdir = tmp_path / 'run'
-  state = train.train_and_evaluate(small_config(demo_tfds_dir, 8), str(workdir))
+  config = small_config(demo_tfds_dir, 8)
+  config.eval_every_steps = 4
+  config.eval.num_samples = 16
+  state = train.train_and_evaluate(config, str(workdir))
   assert int(state.step) == 8
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4', '8']
+  best = [p.name for p in (workdir / 'best').iterdir() if p.name.isdigit()]
+  assert len(best) == 1 and best[0] in ('4', '8')
   assert (workdir / 'samples' / 'step_000008.png').is_file()
   assert list(workdir.glob('events.out.tfevents.*')), 'TensorBoard events missing'
   lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [l['step'] for l in lines] == [2, 4, 6, 8]
-  assert all(np.isfinite(l['d_loss']) and l['images_per_sec'] > 0 for l in lines)
+  train_lines = [l for l in lines if 'd_loss' in l]
+  eval_lines = [l for l in lines if 'eval/fd_pixels' in l]
+  assert [l['step'] for l in train_lines] == [2, 4, 6, 8]
+  assert all(np.isfinite(l['d_loss']) and l['images_per_sec'] > 0 for l in train_lines)
+  assert [l['step'] for l in eval_lines] == [4, 8]
+  fds = {l['step']: l['eval/fd_pixels'] for l in eval_lines}
+  assert all(np.isfinite(v) and v > 0 for v in fds.values())
+  assert best[0] == str(min(fds, key=fds.get)), 'best/ must hold the lowest FD step'
 
   gen = sample.restore_generator(workdir)
   out = sample.export_dataset(gen, tmp_path / 'synthetic', 10, seed=3, progress=False)
