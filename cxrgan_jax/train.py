@@ -115,7 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if initial_step == 0:
-    writer.write_hparams({k: v for k, v in _flatten(config_dict).items()})
+    writer.write_hparams(_flatten(config_dict))
   num_steps = config.num_train_steps
   report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
   grids = SampleGrids(config, generator, workdir, writer)
