@@ -23,7 +23,6 @@ import tqdm
 
 from cxrgan_jax import checkpoints
 from cxrgan_jax import images as image_utils
-from cxrgan_jax import models
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
 
@@ -40,10 +39,10 @@ _SYNTHETIC_PATIENT_OFFSET = 900_000
 class Generator:
   """An EMA generator restored from a run's checkpoint, ready to sample."""
 
-  def __init__(self, config: ml_collections.ConfigDict, state: state_lib.TrainState):
+  def __init__(self, config: ml_collections.ConfigDict, generator,
+               state: state_lib.TrainState):
     self.config = config
     self.step = int(state.step)
-    generator, _ = models.create_models(config)
     self.generate = steps.make_generate_fn(generator)
     self.params = state.ema_params
     self.g_state = state.g_state
@@ -69,12 +68,9 @@ def restore_generator(workdir: str | os.PathLike, step: int | None = None) -> Ge
   step = steps_here[-1] if step is None else step
   meta = checkpoints.restore_meta(manager, step)
   config = ml_collections.ConfigDict(meta['config'])
-  generator, discriminator = models.create_models(config)
-  g_tx = state_lib.make_optimizer(config.g_optimizer, config.grad_clip_norm)
-  d_tx = state_lib.make_optimizer(config.d_optimizer, config.grad_clip_norm)
-  template = state_lib.create_train_state(config, generator, discriminator, g_tx, d_tx)
+  generator, *_, template = state_lib.build(config)
   state, _, _ = checkpoints.restore(manager, template, step)
-  return Generator(config, state)
+  return Generator(config, generator, state)
 
 
 def generate_images(workdir: str | os.PathLike, num_images: int, *, seed: int = 0,

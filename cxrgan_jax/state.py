@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from cxrgan_jax import models
+
 PyTree = Any
 
 
@@ -84,3 +86,16 @@ def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
       ada_sum=jnp.zeros((), jnp.float32),
       ada_count=jnp.zeros((), jnp.float32),
   )
+
+
+def build(config: ml_collections.ConfigDict, *, axis_name: str | None = None):
+  """(generator, discriminator, g_tx, d_tx, fresh unreplicated state) for a config.
+
+  `axis_name` is the pmap axis BatchNorm syncs over; parameters do not depend
+  on it, so a state built without it restores a pmapped run's checkpoint.
+  """
+  generator, discriminator = models.create_models(config, axis_name=axis_name)
+  g_tx = make_optimizer(config.g_optimizer, config.grad_clip_norm)
+  d_tx = make_optimizer(config.d_optimizer, config.grad_clip_norm)
+  state = create_train_state(config, generator, discriminator, g_tx, d_tx)
+  return generator, discriminator, g_tx, d_tx, state

@@ -19,7 +19,6 @@ from cxrgan_jax import checkpoints
 from cxrgan_jax import config_checks
 from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
-from cxrgan_jax import models
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
 
@@ -29,12 +28,8 @@ class NonFiniteError(FloatingPointError):
 
 
 def build(config: ml_collections.ConfigDict):
-  """(generator, discriminator, g_tx, d_tx, fresh unreplicated state) for a config."""
-  generator, discriminator = models.create_models(config, axis_name=steps.AXIS)
-  g_tx = state_lib.make_optimizer(config.g_optimizer, config.grad_clip_norm)
-  d_tx = state_lib.make_optimizer(config.d_optimizer, config.grad_clip_norm)
-  state = state_lib.create_train_state(config, generator, discriminator, g_tx, d_tx)
-  return generator, discriminator, g_tx, d_tx, state
+  """state.build with BatchNorm synced over the step's pmap axis."""
+  return state_lib.build(config, axis_name=steps.AXIS)
 
 
 def fixed_latents(config: ml_collections.ConfigDict) -> jax.Array:
