@@ -12,8 +12,7 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, samples and logs.')
-config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
-                                lock_config=True)
+config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -29,15 +28,22 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   logging.get_absl_handler().addFilter(_quiet_library_info)
   import jax  # pylint: disable=g-import-not-at-top
+
   # launch.sh sets these on every host of a multi-host run.
   if os.environ.get('CXRGAN_NUM_PROCESSES', '1') != '1':
     jax.distributed.initialize(
-        coordinator_address=os.environ['CXRGAN_COORDINATOR'],
-        num_processes=int(os.environ['CXRGAN_NUM_PROCESSES']),
-        process_id=int(os.environ['CXRGAN_PROCESS_ID']))
+      coordinator_address=os.environ['CXRGAN_COORDINATOR'],
+      num_processes=int(os.environ['CXRGAN_NUM_PROCESSES']),
+      process_id=int(os.environ['CXRGAN_PROCESS_ID']),
+    )
   from cxrgan_jax import train  # pylint: disable=g-import-not-at-top
-  logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
-               jax.process_count(), jax.local_devices())
+
+  logging.info(
+    'JAX process %d/%d, local devices: %s',
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_devices(),
+  )
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

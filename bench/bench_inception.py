@@ -46,11 +46,13 @@ def _torch_runner(variables, images: np.ndarray):
     import torchvision  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  state = {k: torch.from_numpy(v) for k, v in
-           inception_weights.variables_to_state_dict(variables).items()}
+  state = {
+    k: torch.from_numpy(v) for k, v in inception_weights.variables_to_state_dict(variables).items()
+  }
   try:
     # pylint: disable-next=g-import-not-at-top
     from pytorch_fid import inception as pfi
+
     pfi.load_state_dict_from_url = lambda *a, **k: state  # No download.
     net = pfi.InceptionV3([3]).eval()
     label = f'pytorch-fid InceptionV3 (torch {torch.__version__})'
@@ -59,18 +61,17 @@ def _torch_runner(variables, images: np.ndarray):
     # Same weights, but torchvision's pools differ from the FID network's,
     # so only the speed is comparable.
     net = torchvision.models.inception_v3(
-        weights=None, aux_logits=False, init_weights=False,
-        num_classes=inception.NUM_CLASSES).eval()
+      weights=None, aux_logits=False, init_weights=False, num_classes=inception.NUM_CLASSES
+    ).eval()
     net.load_state_dict(state)
     net.fc = torch.nn.Identity()  # Return pool3 [N, 2048].
     label = f'torchvision inception_v3 (torch {torch.__version__})'
 
     def forward(x):
-      x = F.interpolate(x, size=(299, 299), mode='bilinear',
-                        align_corners=False)
+      x = F.interpolate(x, size=(299, 299), mode='bilinear', align_corners=False)
       return net(2 * x - 1)
 
-  x = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32) / 255.)
+  x = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
   x = x.repeat(1, 3, 1, 1)
 
   def run():
@@ -88,37 +89,37 @@ def main() -> None:
   args = parser.parse_args()
 
   rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (args.batch_size, args.size, args.size, 1),
-                        dtype=np.uint8)
+  images = rng.integers(0, 256, (args.batch_size, args.size, args.size, 1), dtype=np.uint8)
   variables = inception.init_variables(0)
   ours = features.inception_extractor(variables=variables)
   run_ours = lambda: ours(images, batch_size=args.batch_size)
 
   rows = []
   first, per_batch = _time(run_ours, args.batches)
-  rows.append((f'cxrgan_jax Flax (jax {jax.__version__}, jit)', first,
-               per_batch))
+  rows.append((f'cxrgan_jax Flax (jax {jax.__version__}, jit)', first, per_batch))
   torch_side = _torch_runner(variables, images)
   if torch_side is not None:
     label, run_torch, threads = torch_side
     first_t, per_batch_t = _time(run_torch, args.batches)
     rows.append((f'{label}, {threads} threads', first_t, per_batch_t))
     ours_pool3, torch_pool3 = run_ours(), run_torch()
-    assert ours_pool3.shape == torch_pool3.shape, (ours_pool3.shape,
-                                                   torch_pool3.shape)
+    assert ours_pool3.shape == torch_pool3.shape, (ours_pool3.shape, torch_pool3.shape)
     delta = np.abs(ours_pool3 - torch_pool3).max()
 
-  print(f'# {platform.processor() or platform.machine()}, '
-        f'{os.cpu_count()} CPUs, backend {jax.default_backend()}; '
-        f'batch {args.batch_size} x {args.size}x{args.size} gray uint8 -> '
-        f'299x299 -> pool3; {args.batches} timed batches after one warm-up')
-  print(f'| {"network":58s} | first call s | ms/batch | images/s | '
-        'vs Flax |')
+  print(
+    f'# {platform.processor() or platform.machine()}, '
+    f'{os.cpu_count()} CPUs, backend {jax.default_backend()}; '
+    f'batch {args.batch_size} x {args.size}x{args.size} gray uint8 -> '
+    f'299x299 -> pool3; {args.batches} timed batches after one warm-up'
+  )
+  print(f'| {"network":58s} | first call s | ms/batch | images/s | vs Flax |')
   print(f'|{"-" * 60}|-------------:|---------:|---------:|--------:|')
   for label, first_s, batch_s in rows:
-    print(f'| {label:58s} | {first_s:12.2f} | {batch_s * 1e3:8.0f} | '
-          f'{args.batch_size / batch_s:8.1f} | '
-          f'{rows[0][2] / batch_s:6.2f}x |')
+    print(
+      f'| {label:58s} | {first_s:12.2f} | {batch_s * 1e3:8.0f} | '
+      f'{args.batch_size / batch_s:8.1f} | '
+      f'{rows[0][2] / batch_s:6.2f}x |'
+    )
   if torch_side is None:
     print('(torch/torchvision not importable: PyTorch column skipped)')
   elif label.startswith('pytorch-fid'):

@@ -19,10 +19,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'data_prep')]
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from configs import base
-from cxrgan_jax import input_pipeline
 import jax
 import tensorflow_datasets as tfds
+
+from configs import base
+from cxrgan_jax import input_pipeline
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -34,13 +36,12 @@ def ensure_built(dataset: str, data_dir: str, manual_dir: str) -> None:
   except FileNotFoundError:
     pass
   import chest_xray_pneumonia  # pylint: disable=g-import-not-at-top
+
   config = dataset.split('/')[1]
   print(f'building {dataset} from {manual_dir} into {data_dir} ...')
   start = time.perf_counter()
-  builder = chest_xray_pneumonia.ChestXrayPneumonia(config=config,
-                                                    data_dir=data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir))
+  builder = chest_xray_pneumonia.ChestXrayPneumonia(config=config, data_dir=data_dir)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   print(f'built in {time.perf_counter() - start:.1f} s')
 
 
@@ -76,9 +77,11 @@ def main() -> None:
 
   ensure_built(args.dataset, args.data_dir, args.manual_dir)
   n = input_pipeline.num_examples(args.dataset, 'train', args.data_dir)
-  print(f'{args.dataset} train: {n} images; {jax.local_device_count()} '
-        f'local device(s); {os.cpu_count()} CPU(s); resolution '
-        f'{args.resolution}; global batch {args.batch_size}')
+  print(
+    f'{args.dataset} train: {n} images; {jax.local_device_count()} '
+    f'local device(s); {os.cpu_count()} CPU(s); resolution '
+    f'{args.resolution}; global batch {args.batch_size}'
+  )
   # Other work on the machine skews the figures; the load says how much.
   print('load average (1, 5, 15 min): %.1f %.1f %.1f' % os.getloadavg())
   # With workers, decoding runs in child processes: the main process's CPU

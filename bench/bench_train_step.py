@@ -37,13 +37,14 @@ def time_jax_step(config, steps_to_time: int, warmup: int) -> tuple[float, float
   """
   generator, discriminator, g_tx, d_tx, state = train.build(config)
   devices = jax.local_devices()
-  step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx,
-                                         devices)
+  step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)
   per_device = config.batch_size // len(devices)
   rng = np.random.RandomState(0)
-  batch = {'image': rng.uniform(-1, 1, (len(devices), config.d_steps, per_device,
-                                        config.resolution, config.resolution, 1)
-                                ).astype(np.float32)}
+  batch = {
+    'image': rng.uniform(
+      -1, 1, (len(devices), config.d_steps, per_device, config.resolution, config.resolution, 1)
+    ).astype(np.float32)
+  }
   rstate = steps.replicate(state, devices)
   count = 0
 
@@ -72,14 +73,19 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--families', nargs='+', default=['dcgan', 'resnet'])
   parser.add_argument('--no_torch', action='store_true')
-  parser.add_argument('--channels', type=int, default=0,
-                      help="Override both nets' widest width (0: the configs' own).")
+  parser.add_argument(
+    '--channels',
+    type=int,
+    default=0,
+    help="Override both nets' widest width (0: the configs' own).",
+  )
   args = parser.parse_args()
 
   torch_step = None
   if not args.no_torch:
     try:
       from bench import torch_dcgan  # pylint: disable=g-import-not-at-top
+
       torch_step = torch_dcgan.time_torch_dcgan_step
     except ImportError as e:
       print(f'(PyTorch column skipped: {e}; pip install -e ".[bench]")')
@@ -94,21 +100,33 @@ def main() -> None:
       jax_rate, compile_s = time_jax_step(config, args.steps, args.warmup)
       torch_rate = None
       if family == 'dcgan' and torch_step is not None:
-        torch_rate = torch_step(res, args.batch_size, config.latent_dim, config.g_channels,
-                                config.d_channels, args.steps, args.warmup)
+        torch_rate = torch_step(
+          res,
+          args.batch_size,
+          config.latent_dim,
+          config.g_channels,
+          config.d_channels,
+          args.steps,
+          args.warmup,
+        )
       rows.append((family, res, config.g_channels, jax_rate, compile_s, torch_rate))
       print(f'  measured {family} {res}px', flush=True)
 
   device = jax.devices()[0]
-  print(f'\nTrain step, batch {args.batch_size}, {jax.local_device_count()} x '
-        f'{device.platform} ({device.device_kind}), {os.cpu_count()} CPU(s)')
+  print(
+    f'\nTrain step, batch {args.batch_size}, {jax.local_device_count()} x '
+    f'{device.platform} ({device.device_kind}), {os.cpu_count()} CPU(s)'
+  )
   print('| family | res | width | JAX img/s | JAX compile s | PyTorch img/s | JAX / PyTorch |')
   print('|---|---|---|---|---|---|---|')
   for family, res, width, jax_rate, compile_s, torch_rate in rows:
-    torch_cells = ('-', '-') if torch_rate is None else (f'{torch_rate:.1f}',
-                                                          f'{jax_rate / torch_rate:.2f}x')
-    print(f'| {family} | {res} | {width} | {jax_rate:.1f} | {compile_s:.1f} | '
-          f'{torch_cells[0]} | {torch_cells[1]} |')
+    torch_cells = (
+      ('-', '-') if torch_rate is None else (f'{torch_rate:.1f}', f'{jax_rate / torch_rate:.2f}x')
+    )
+    print(
+      f'| {family} | {res} | {width} | {jax_rate:.1f} | {compile_s:.1f} | '
+      f'{torch_cells[0]} | {torch_cells[1]} |'
+    )
 
 
 if __name__ == '__main__':

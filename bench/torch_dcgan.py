@@ -28,18 +28,17 @@ from cxrgan_jax.models import layers
 def _widths(channels: int, resolution: int) -> list[int]:
   """Widths at 4x4, 8x8, ..., resolution/2, as in the flax DCGAN."""
   doublings = int(math.log2(resolution // 4))
-  return [layers.channels_at(channels, level, dcgan.MIN_CHANNELS)
-          for level in range(doublings)]
+  return [layers.channels_at(channels, level, dcgan.MIN_CHANNELS) for level in range(doublings)]
 
 
 def _init_dcgan(module: nn.Module) -> None:
   """N(0, 0.02) weights, BatchNorm gamma ~ N(1, 0.02) (Radford et al. 2015)."""
   if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-    nn.init.normal_(module.weight, 0., 0.02)
+    nn.init.normal_(module.weight, 0.0, 0.02)
     if module.bias is not None:
       nn.init.zeros_(module.bias)
   elif isinstance(module, nn.BatchNorm2d):
-    nn.init.normal_(module.weight, 1., 0.02)
+    nn.init.normal_(module.weight, 1.0, 0.02)
     nn.init.zeros_(module.bias)
 
 
@@ -53,8 +52,11 @@ class Generator(nn.Module):
     self.project = nn.Linear(latent_dim, 16 * widths[0], bias=False)
     blocks = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
     for c_in, c_out in zip(widths[:-1], widths[1:]):
-      blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                 nn.BatchNorm2d(c_out), nn.ReLU()]
+      blocks += [
+        nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+      ]
     blocks += [nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1), nn.Tanh()]
     self.body = nn.Sequential(*blocks)
     self.apply(_init_dcgan)
@@ -71,8 +73,11 @@ class Discriminator(nn.Module):
     widths = _widths(channels, resolution)[::-1]  # Highest resolution first.
     blocks = [nn.Conv2d(1, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
     for c_in, c_out in zip(widths[:-1], widths[1:]):
-      blocks += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                 nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+      blocks += [
+        nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2),
+      ]
     self.body = nn.Sequential(*blocks)
     self.head = nn.Linear(16 * widths[-1], 1)
     self.apply(_init_dcgan)
@@ -81,9 +86,15 @@ class Discriminator(nn.Module):
     return self.head(self.body(x).flatten(1))[:, 0]
 
 
-def time_torch_dcgan_step(resolution: int, batch_size: int, latent_dim: int,
-                          g_channels: int, d_channels: int, steps: int,
-                          warmup: int) -> float:
+def time_torch_dcgan_step(
+  resolution: int,
+  batch_size: int,
+  latent_dim: int,
+  g_channels: int,
+  d_channels: int,
+  steps: int,
+  warmup: int,
+) -> float:
   """Images per second of full GAN steps (D then G update), after `warmup`."""
   torch.set_num_threads(len(os.sched_getaffinity(0)))
   torch.manual_seed(0)
@@ -91,13 +102,12 @@ def time_torch_dcgan_step(resolution: int, batch_size: int, latent_dim: int,
   d = Discriminator(resolution, d_channels)
   g_opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
   d_opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-  real = torch.rand(batch_size, 1, resolution, resolution) * 2. - 1.
+  real = torch.rand(batch_size, 1, resolution, resolution) * 2.0 - 1.0
 
   def step():
     z = torch.randn(batch_size, latent_dim)
     fake = g(z)
-    d_loss = (F.softplus(-d(real)).mean() +
-              F.softplus(d(fake.detach())).mean())
+    d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
     d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
     d_opt.step()
@@ -126,8 +136,10 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=2)
   args = parser.parse_args()
   rate = time_torch_dcgan_step(**vars(args))
-  print(f'torch {torch.__version__} DCGAN {args.resolution}px batch '
-        f'{args.batch_size}: {rate:.1f} images/s')
+  print(
+    f'torch {torch.__version__} DCGAN {args.resolution}px batch '
+    f'{args.batch_size}: {rate:.1f} images/s'
+  )
 
 
 if __name__ == '__main__':

@@ -39,22 +39,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.r1_gamma = 1.0  # R1 gradient penalty on real data (Mescheder 2018); 0 = off.
   config.r1_interval = 4  # Lazy R1: every N steps, scaled by N (Karras 2020b).
   config.g_optimizer = ml_collections.ConfigDict(
-      dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9))
+    dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9)
+  )
   config.d_optimizer = ml_collections.ConfigDict(
-      dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9))
+    dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9)
+  )
   config.grad_clip_norm = 0.0  # 0 = no clipping.
   config.ema_decay = 0.999  # EMA of G's weights; 0 = no EMA (sample raw G).
 
   # Differentiable augmentation of real and fake alike (Zhao et al. 2020;
   # Karras et al. 2020 for the adaptive strength).
-  config.augment = ml_collections.ConfigDict(dict(
+  config.augment = ml_collections.ConfigDict(
+    dict(
       policy='translation,cutout,brightness,contrast',  # '' = off.
       p=0.0,  # Initial (or fixed, if not adaptive) probability per op.
       adaptive=True,
       target=0.6,  # ADA target for r_t = E[sign(D(real))].
       adjust_images=50_000,  # Images over which p can move by 1.
       interval=4,  # Steps between p updates.
-  ))
+    )
+  )
   # Instance noise (Sønderby et al. 2016): Gaussian noise on D's inputs whose
   # std decays linearly from `std` to 0 over `anneal_steps`.
   config.instance_noise = ml_collections.ConfigDict(dict(std=0.0, anneal_steps=10_000))
@@ -70,11 +74,13 @@ def get_config() -> ml_collections.ConfigDict:
   # In-training evaluation: Fréchet distance on a small sample, used to keep
   # the best checkpoint. features: 'pixels', 'cxr' or 'inception'.
   config.eval_every_steps = 0  # 0 = off.
-  config.eval = ml_collections.ConfigDict(dict(
+  config.eval = ml_collections.ConfigDict(
+    dict(
       features='pixels',
       split='validation',
       num_samples=1_000,
       inception_weights='',  # Path; needed only for features='inception'.
       classifier_workdir='',  # Workdir of cxrgan_jax.classifier for 'cxr'.
-  ))
+    )
+  )
   return config

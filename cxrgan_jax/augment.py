@@ -29,8 +29,9 @@ def parse_policy(policy: str) -> tuple[str, ...]:
   for op in ops:
     if op not in POLICY_OPS:
       raise ValueError(
-          f'config.augment.policy={policy!r}: unknown op {op!r}; use a '
-          f'comma-separated subset of {", ".join(POLICY_OPS)}')
+        f'config.augment.policy={policy!r}: unknown op {op!r}; use a '
+        f'comma-separated subset of {", ".join(POLICY_OPS)}'
+      )
   if len(set(ops)) != len(ops):
     raise ValueError(f'config.augment.policy={policy!r} repeats an op')
   return ops
@@ -54,8 +55,7 @@ def _translate(rng: jax.Array, x: jax.Array) -> jax.Array:
     return (k == i - shift[:, None, None]).astype(x.dtype)
 
   sy, sx = shift_matrices(ky, h), shift_matrices(kx, w)
-  return jnp.einsum('bik,bklc,bjl->bijc', sy, x, sx,
-                    precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum('bik,bklc,bjl->bijc', sy, x, sx, precision=jax.lax.Precision.HIGHEST)
 
 
 def _cutout(rng: jax.Array, x: jax.Array) -> jax.Array:
@@ -77,27 +77,28 @@ def _cutout(rng: jax.Array, x: jax.Array) -> jax.Array:
 
 def _brightness(rng: jax.Array, x: jax.Array) -> jax.Array:
   """Adds U(-0.5, 0.5) per image (a quarter of the [-1, 1] range)."""
-  delta = jax.random.uniform(rng, (x.shape[0], 1, 1, 1), x.dtype, -.5, .5)
+  delta = jax.random.uniform(rng, (x.shape[0], 1, 1, 1), x.dtype, -0.5, 0.5)
   return x + delta
 
 
 def _contrast(rng: jax.Array, x: jax.Array) -> jax.Array:
   """Scales deviations from each image's mean by U(0.5, 1.5)."""
-  factor = jax.random.uniform(rng, (x.shape[0], 1, 1, 1), x.dtype, .5, 1.5)
+  factor = jax.random.uniform(rng, (x.shape[0], 1, 1, 1), x.dtype, 0.5, 1.5)
   mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
   return (x - mean) * factor + mean
 
 
 _OPS = {
-    'translation': _translate,
-    'cutout': _cutout,
-    'brightness': _brightness,
-    'contrast': _contrast,
+  'translation': _translate,
+  'cutout': _cutout,
+  'brightness': _brightness,
+  'contrast': _contrast,
 }
 
 
-def augment(rng: jax.Array, images: jax.Array, *, p: jax.Array | float,
-            policy: tuple[str, ...]) -> jax.Array:
+def augment(
+  rng: jax.Array, images: jax.Array, *, p: jax.Array | float, policy: tuple[str, ...]
+) -> jax.Array:
   """Applies each op of `policy`, in order, to each image with probability p.
 
   Args:

@@ -26,39 +26,55 @@ class CheckpointError(RuntimeError):
 
 def _options(max_to_keep: int, **kwargs) -> ocp.CheckpointManagerOptions:
   return ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True, **kwargs)
+    max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True, **kwargs
+  )
 
 
-def create_managers(workdir: str | pathlib.Path, keep: int
-                    ) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:
+def create_managers(
+  workdir: str | pathlib.Path, keep: int
+) -> tuple[ocp.CheckpointManager, ocp.CheckpointManager]:
   """(latest, best) managers; `best` keeps the one checkpoint with the lowest metric."""
   workdir = pathlib.Path(workdir).absolute()
   names = (STATE, DATA, META)
-  latest = ocp.CheckpointManager(workdir / 'checkpoints', options=_options(keep),
-                                 item_names=names)
+  latest = ocp.CheckpointManager(workdir / 'checkpoints', options=_options(keep), item_names=names)
   best = ocp.CheckpointManager(
-      workdir / 'best', item_names=names,
-      options=_options(1, best_fn=lambda metrics: metrics['value'], best_mode='min',
-                       keep_checkpoints_without_metrics=False))
+    workdir / 'best',
+    item_names=names,
+    options=_options(
+      1,
+      best_fn=lambda metrics: metrics['value'],
+      best_mode='min',
+      keep_checkpoints_without_metrics=False,
+    ),
+  )
   return latest, best
 
 
-def save(manager: ocp.CheckpointManager, state: TrainState, data_state: dict,
-         meta: dict, metrics: dict | None = None) -> bool:
+def save(
+  manager: ocp.CheckpointManager,
+  state: TrainState,
+  data_state: dict,
+  meta: dict,
+  metrics: dict | None = None,
+) -> bool:
   """Saves an unreplicated state; returns whether the manager wrote it."""
   state_dict = flax.serialization.to_state_dict(jax.device_get(state))
   return manager.save(
-      int(state.step),
-      args=ocp.args.Composite(**{
-          STATE: ocp.args.StandardSave(state_dict),
-          DATA: ocp.args.JsonSave(data_state),
-          META: ocp.args.JsonSave(meta),
-      }),
-      metrics=metrics)
+    int(state.step),
+    args=ocp.args.Composite(
+      **{
+        STATE: ocp.args.StandardSave(state_dict),
+        DATA: ocp.args.JsonSave(data_state),
+        META: ocp.args.JsonSave(meta),
+      }
+    ),
+    metrics=metrics,
+  )
 
 
-def restore(manager: ocp.CheckpointManager, template: TrainState, step: int | None = None
-            ) -> tuple[TrainState, dict, dict]:
+def restore(
+  manager: ocp.CheckpointManager, template: TrainState, step: int | None = None
+) -> tuple[TrainState, dict, dict]:
   """Restores (state, data_iterator_state, meta) at `step` (default latest)."""
   step = manager.latest_step() if step is None else step
   if step is None:
@@ -66,20 +82,27 @@ def restore(manager: ocp.CheckpointManager, template: TrainState, step: int | No
   target = flax.serialization.to_state_dict(jax.device_get(template))
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(**{
-        STATE: ocp.args.StandardRestore(abstract),
-        DATA: ocp.args.JsonRestore(),
-        META: ocp.args.JsonRestore(),
-    }))
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        **{
+          STATE: ocp.args.StandardRestore(abstract),
+          DATA: ocp.args.JsonRestore(),
+          META: ocp.args.JsonRestore(),
+        }
+      ),
+    )
   except FileNotFoundError as e:
     raise CheckpointError(
-        f'checkpoint step {step} in {manager.directory} is incomplete or missing '
-        f'({e}); pass another --step or delete that step folder') from e
+      f'checkpoint step {step} in {manager.directory} is incomplete or missing '
+      f'({e}); pass another --step or delete that step folder'
+    ) from e
   except Exception as e:  # Orbax raises many types for damaged files.
     raise CheckpointError(
-        f'checkpoint step {step} in {manager.directory} could not be read: '
-        f'{type(e).__name__}: {e}. It is probably corrupt; delete that step folder '
-        'to fall back to an earlier one') from e
+      f'checkpoint step {step} in {manager.directory} could not be read: '
+      f'{type(e).__name__}: {e}. It is probably corrupt; delete that step folder '
+      'to fall back to an earlier one'
+    ) from e
   state = flax.serialization.from_state_dict(template, restored[STATE])
   return state, restored[DATA], restored[META]
 
@@ -90,6 +113,7 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     restored = manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))
   except Exception as e:  # Orbax raises many types for damaged files.
     raise CheckpointError(
-        f'checkpoint step {step} in {manager.directory} has no readable config '
-        f'({type(e).__name__}: {e}); delete that step folder or pass another --step') from e
+      f'checkpoint step {step} in {manager.directory} has no readable config '
+      f'({type(e).__name__}: {e}); delete that step folder or pass another --step'
+    ) from e
   return restored[META]

@@ -14,8 +14,9 @@ class ConfigError(ValueError):
   pass
 
 
-def check_config(config: ml_collections.ConfigDict, *, devices: int | None = None,
-                 processes: int | None = None) -> None:
+def check_config(
+  config: ml_collections.ConfigDict, *, devices: int | None = None, processes: int | None = None
+) -> None:
   """Raises ConfigError for the first field that makes the run impossible."""
   devices = jax.local_device_count() if devices is None else devices
   processes = jax.process_count() if processes is None else processes
@@ -28,9 +29,10 @@ def check_config(config: ml_collections.ConfigDict, *, devices: int | None = Non
   total = devices * processes
   if config.batch_size <= 0 or config.batch_size % total:
     raise ConfigError(
-        f'config.batch_size={config.batch_size} must be a positive multiple of the '
-        f'number of devices ({total} = {processes} process(es) x {devices} local); '
-        f'try {max(total, config.batch_size // total * total)}')
+      f'config.batch_size={config.batch_size} must be a positive multiple of the '
+      f'number of devices ({total} = {processes} process(es) x {devices} local); '
+      f'try {max(total, config.batch_size // total * total)}'
+    )
   if config.d_steps < 1:
     raise ConfigError(f'config.d_steps={config.d_steps} must be >= 1')
   for name in ('g_optimizer', 'd_optimizer'):
@@ -55,5 +57,7 @@ def check_config(config: ml_collections.ConfigDict, *, devices: int | None = Non
     if config[name] < 1:
       raise ConfigError(f'config.{name}={config[name]} must be >= 1')
   if config.eval_every_steps and config.eval.features not in ('pixels', 'cxr', 'inception'):
-    raise ConfigError(f'config.eval.features={config.eval.features!r} is unknown; '
-                      "use 'pixels', 'cxr' or 'inception'")
+    raise ConfigError(
+      f'config.eval.features={config.eval.features!r} is unknown; '
+      "use 'pixels', 'cxr' or 'inception'"
+    )

@@ -21,6 +21,7 @@ split, data_dir, resolution, number of images and the feature net's identity
 extracts features of the generated images.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import hashlib
 import json
@@ -28,7 +29,6 @@ import os
 import pathlib
 import tempfile
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from absl import app
@@ -52,8 +52,8 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 SKIPPED_FILES = ('grid.png',)
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = os.path.join(
-    os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')),
-    'cxrgan_jax', 'real_features')
+  os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'cxrgan_jax', 'real_features'
+)
 
 
 # --------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def _center_crop_resize(image: np.ndarray, resolution: int) -> np.ndarray:
   nh, nw = max(resolution, round(h * scale)), max(resolution, round(w * scale))
   im = Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS)
   top, left = (nh - resolution) // 2, (nw - resolution) // 2
-  return np.asarray(im)[top:top + resolution, left:left + resolution]
+  return np.asarray(im)[top : top + resolution, left : left + resolution]
 
 
 def list_image_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
@@ -92,20 +92,21 @@ def list_image_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
     rel = path.relative_to(folder)
     if any(p.startswith('.') or p == '__MACOSX' for p in rel.parts):
       continue
-    if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-        and path.name not in SKIPPED_FILES):
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and path.name not in SKIPPED_FILES:
       files.append(path)
   if not files:
-    raise ValueError(f'No {"/".join(IMAGE_SUFFIXES)} images found under '
-                     f'{folder}.')
+    raise ValueError(f'No {"/".join(IMAGE_SUFFIXES)} images found under {folder}.')
   return sorted(files)
 
 
-def load_image_folder(folder: str | pathlib.Path, *,
-                      resolution: int | None = None,
-                      center_crop: bool = False,
-                      max_images: int | None = None,
-                      seed: int = 0) -> np.ndarray:
+def load_image_folder(
+  folder: str | pathlib.Path,
+  *,
+  resolution: int | None = None,
+  center_crop: bool = False,
+  max_images: int | None = None,
+  seed: int = 0,
+) -> np.ndarray:
   """Images of a folder tree as uint8 [N, R, R, 1] grayscale.
 
   Args:
@@ -123,8 +124,7 @@ def load_image_folder(folder: str | pathlib.Path, *,
   """
   files = list_image_files(folder)
   if max_images is not None and 0 < max_images < len(files):
-    keep = np.random.default_rng(seed).choice(len(files), max_images,
-                                              replace=False)
+    keep = np.random.default_rng(seed).choice(len(files), max_images, replace=False)
     files = [files[i] for i in np.sort(keep)]
   if center_crop and resolution is None:
     raise ValueError('center_crop needs an explicit resolution.')
@@ -143,9 +143,10 @@ def load_image_folder(folder: str | pathlib.Path, *,
         resolution = gray.shape[0]
       if gray.shape != (resolution, resolution):
         raise ValueError(
-            f'{path} is {gray.shape[1]}x{gray.shape[0]} but the images must '
-            f'be square {resolution}x{resolution} (the first image\'s size or '
-            '--resolution); pass --center_crop to crop and resize them.')
+          f'{path} is {gray.shape[1]}x{gray.shape[0]} but the images must '
+          f"be square {resolution}x{resolution} (the first image's size or "
+          '--resolution); pass --center_crop to crop and resize them.'
+        )
     if out is None:
       out = np.empty((len(files), resolution, resolution, 1), np.uint8)
     out[i, ..., 0] = gray
@@ -160,8 +161,7 @@ def _hash_path(path: str | pathlib.Path) -> str:
   """sha256 of a file, or of a directory's files (names and bytes)."""
   path = pathlib.Path(path)
   h = hashlib.sha256()
-  files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() \
-      else [path]
+  files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
   for f in files:
     h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
     with open(f, 'rb') as fh:
@@ -192,39 +192,39 @@ def extractor_fingerprint(extractor: features_lib.FeatureExtractor) -> str:
   return f'{extractor.name}-{extractor.dim}-{weights[:16]}'
 
 
-def make_extractor(name: str, *, inception_weights: str = '',
-                   classifier_workdir: str = '',
-                   pixel_size: int = 32) -> features_lib.FeatureExtractor:
+def make_extractor(
+  name: str, *, inception_weights: str = '', classifier_workdir: str = '', pixel_size: int = 32
+) -> features_lib.FeatureExtractor:
   """One extractor of `KNOWN_FEATURES`, with a clear error for what's missing."""
   if name == 'inception':
-    return features_lib.get_extractor(
-        'inception', weights_path=inception_weights or None)
+    return features_lib.get_extractor('inception', weights_path=inception_weights or None)
   if name == 'cxr':
     if not classifier_workdir:
-      raise ValueError("Features 'cxr' need --classifier_workdir (train one "
-                       'with `python -m cxrgan_jax.classifier`).')
+      raise ValueError(
+        "Features 'cxr' need --classifier_workdir (train one "
+        'with `python -m cxrgan_jax.classifier`).'
+      )
     # Importing the module registers the "cxr" extractor.
     from cxrgan_jax import classifier  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+
     return features_lib.get_extractor('cxr', workdir=classifier_workdir)
   if name == 'pixels':
     return features_lib.get_extractor('pixels', size=pixel_size)
-  raise ValueError(f'Unknown feature space {name!r}; choose from '
-                   f'{", ".join(KNOWN_FEATURES)}.')
+  raise ValueError(f'Unknown feature space {name!r}; choose from {", ".join(KNOWN_FEATURES)}.')
 
 
-def _cache_path(cache_dir: str | pathlib.Path, key: dict[str, Any]
-                ) -> pathlib.Path:
+def _cache_path(cache_dir: str | pathlib.Path, key: dict[str, Any]) -> pathlib.Path:
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
   dataset = key['dataset'].replace('/', '_')
-  return (pathlib.Path(cache_dir) /
-          f'{dataset}-{key["split"]}-r{key["resolution"]}-{key["extractor"]}-'
-          f'{digest[:12]}.npz')
+  return (
+    pathlib.Path(cache_dir) / f'{dataset}-{key["split"]}-r{key["resolution"]}-{key["extractor"]}-'
+    f'{digest[:12]}.npz'
+  )
 
 
 def _save_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                             suffix='.tmp')
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
   try:
     with os.fdopen(fd, 'wb') as f:
       np.savez(f, **arrays)
@@ -234,14 +234,20 @@ def _save_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
     raise
 
 
-def real_split_features(dataset: str, split: str, data_dir: str,
-                        resolution: int,
-                        extractor: features_lib.FeatureExtractor,
-                        cache_dir: str | pathlib.Path | None, *,
-                        max_images: int | None = None, seed: int = 0,
-                        images: np.ndarray | None = None,
-                        batch_size: int = 64, progress: bool = False
-                        ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def real_split_features(
+  dataset: str,
+  split: str,
+  data_dir: str,
+  resolution: int,
+  extractor: features_lib.FeatureExtractor,
+  cache_dir: str | pathlib.Path | None,
+  *,
+  max_images: int | None = None,
+  seed: int = 0,
+  images: np.ndarray | None = None,
+  batch_size: int = 64,
+  progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
   """Features of a TFDS split, from the cache when possible.
 
   Args:
@@ -258,16 +264,21 @@ def real_split_features(dataset: str, split: str, data_dir: str,
     [N, 1008] when the extractor has them), cache hit?).
   """
   from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
   # The split's size is part of the key so a rebuilt, different-size dataset
   # misses; the seed only matters when it picks a subset.
-  key = dict(version=CACHE_VERSION, dataset=dataset, split=split,
-             data_dir=os.path.abspath(data_dir) if data_dir else '',
-             num_examples=input_pipeline.num_examples(dataset, split,
-                                                      data_dir),
-             resolution=int(resolution), max_images=max_images,
-             seed=seed if max_images is not None else None,
-             extractor=extractor.name,
-             fingerprint=extractor_fingerprint(extractor))
+  key = dict(
+    version=CACHE_VERSION,
+    dataset=dataset,
+    split=split,
+    data_dir=os.path.abspath(data_dir) if data_dir else '',
+    num_examples=input_pipeline.num_examples(dataset, split, data_dir),
+    resolution=int(resolution),
+    max_images=max_images,
+    seed=seed if max_images is not None else None,
+    extractor=extractor.name,
+    fingerprint=extractor_fingerprint(extractor),
+  )
   path = _cache_path(cache_dir, key) if cache_dir else None
   if path is not None and path.is_file():
     try:
@@ -280,10 +291,9 @@ def real_split_features(dataset: str, split: str, data_dir: str,
       logging.warning('Ignoring unreadable cache %s: %s', path, err)
   if images is None:
     images = input_pipeline.load_images(
-        dataset, split, data_dir=data_dir, resolution=resolution,
-        max_images=max_images, seed=seed)['image']
-  feats, extra = _extract(extractor, images, batch_size=batch_size,
-                          progress=progress)
+      dataset, split, data_dir=data_dir, resolution=resolution, max_images=max_images, seed=seed
+    )['image']
+  feats, extra = _extract(extractor, images, batch_size=batch_size, progress=progress)
   if path is not None:
     arrays = dict(features=feats, key=np.asarray(json.dumps(key)))
     if extra is not None:
@@ -292,23 +302,30 @@ def real_split_features(dataset: str, split: str, data_dir: str,
   return feats, extra, False
 
 
-def real_split_statistics(dataset: str, split: str, data_dir: str,
-                          resolution: int,
-                          extractor: features_lib.FeatureExtractor,
-                          cache_dir: str | pathlib.Path | None, *,
-                          max_images: int | None = None
-                          ) -> frechet.FeatureStats:
+def real_split_statistics(
+  dataset: str,
+  split: str,
+  data_dir: str,
+  resolution: int,
+  extractor: features_lib.FeatureExtractor,
+  cache_dir: str | pathlib.Path | None,
+  *,
+  max_images: int | None = None,
+) -> frechet.FeatureStats:
   """Gaussian fit (float64 mu [d], sigma [d, d]) of a split's features, cached."""
-  feats, _, _ = real_split_features(dataset, split, data_dir, resolution,
-                                    extractor, cache_dir,
-                                    max_images=max_images)
+  feats, _, _ = real_split_features(
+    dataset, split, data_dir, resolution, extractor, cache_dir, max_images=max_images
+  )
   return frechet.feature_statistics(feats)
 
 
-def frechet_distance_to_split(fake_images: np.ndarray, *,
-                              extractor: features_lib.FeatureExtractor,
-                              real_stats: frechet.FeatureStats,
-                              batch_size: int = 64) -> float:
+def frechet_distance_to_split(
+  fake_images: np.ndarray,
+  *,
+  extractor: features_lib.FeatureExtractor,
+  real_stats: frechet.FeatureStats,
+  batch_size: int = 64,
+) -> float:
   """FD between uint8 [N, R, R, 1] generated images and precomputed real stats.
 
   For in-training evaluation: compute `real_stats` once with
@@ -316,17 +333,15 @@ def frechet_distance_to_split(fake_images: np.ndarray, *,
   (FD is biased upwards for small N; compare only runs with equal N).
   """
   feats = extractor(fake_images, batch_size=batch_size)
-  return frechet.frechet_distance_from_stats(
-      frechet.feature_statistics(feats), real_stats)
+  return frechet.frechet_distance_from_stats(frechet.feature_statistics(feats), real_stats)
 
 
-def _extract(extractor: features_lib.FeatureExtractor, images: np.ndarray, *,
-             batch_size: int, progress: bool
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+def _extract(
+  extractor: features_lib.FeatureExtractor, images: np.ndarray, *, batch_size: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
   """(features, Inception logits or None) in one pass."""
   if isinstance(extractor, features_lib.InceptionExtractor):
-    return extractor.features_and_logits(images, batch_size=batch_size,
-                                         progress=progress)
+    return extractor.features_and_logits(images, batch_size=batch_size, progress=progress)
   return extractor(images, batch_size=batch_size, progress=progress), None
 
 
@@ -334,79 +349,65 @@ def _extract(extractor: features_lib.FeatureExtractor, images: np.ndarray, *,
 # Metrics.
 
 DESCRIPTIONS = {
-    'fd': 'Fréchet distance between Gaussian fits of real and generated '
-          'features (FID for inception); lower is better.',
-    'kid': 'Kernel (cubic polynomial MMD²) distance; unbiased, lower is '
-           'better, ~0 for one distribution.',
-    'is': 'Inception Score over 10 splits; ImageNet classes, so only a rough '
-          'sharpness/diversity signal for X-rays.',
-    'one_nn_accuracy': 'Leave-one-out 1-NN real-vs-fake accuracy; 0.5 ideal, '
-                       '1 separable, <0.5 copies.',
-    'one_nn_real_accuracy': 'Share of real images whose nearest neighbour is '
-                            'real (missed modes raise it).',
-    'one_nn_fake_accuracy': 'Share of generated images whose nearest '
-                            'neighbour is generated (artefacts raise it).',
-    'one_nn_p_value': 'Permutation p-value of the 1-NN accuracy under "same '
-                      'distribution".',
-    'knn_same_set_fraction': 'Mean share of each point\'s k nearest '
-                             'neighbours from its own set; ~0.5 ideal.',
-    'precision': 'Share of generated images inside the real k=3 manifold '
-                 '(fidelity).',
-    'recall': 'Share of real images inside the generated k=3 manifold '
-              '(coverage).',
-    'mean_pairwise_distance_fake': 'Mean feature distance between generated '
-                                   'images.',
-    'mean_pairwise_distance_real': 'Mean feature distance between real '
-                                   'images.',
-    'diversity_ratio': 'Generated / real mean pairwise distance; <1 means '
-                       'less diverse than real.',
-    'memorization_copy_fraction': 'Share of generated images nearer to a '
-                                  'training image than 95% of held-out real '
-                                  'images are (chance 0.05).',
-    'memorization_copy_fraction_p5': 'Same as memorization_copy_fraction '
-                                     '(5th percentile rule; chance 0.05).',
-    'memorization_copy_fraction_p1': 'Share nearer to train than 99% of '
-                                     'held-out real images (chance 0.01).',
-    'memorization_threshold_p5': 'Copy threshold: 5th percentile of '
-                                 'test->train nearest distances.',
-    'memorization_threshold_p1': 'Copy threshold: 1st percentile of '
-                                 'test->train nearest distances.',
-    'memorization_fake_nn_distance_median': 'Median generated->nearest '
-                                            'training image distance.',
-    'memorization_fake_nn_distance_min': 'Smallest generated->train distance '
-                                         '(~0 = exact copy).',
-    'memorization_test_nn_distance_median': 'Median held-out real->nearest '
-                                            'training image distance.',
-    'memorization_median_distance_ratio': 'Median generated->train over '
-                                          'median test->train NN distance; '
-                                          '<1 = closer than new patients.',
-    'knn_same_set_fraction_real': 'Mean share of a real point\'s k nearest '
-                                  'neighbours that are real; ~0.5 ideal.',
-    'knn_same_set_fraction_fake': 'Mean share of a generated point\'s k '
-                                  'nearest neighbours that are generated.',
-    'num_fake': 'Generated images evaluated.',
-    'num_real': 'Held-out real images.',
-    'num_train': 'Training images searched by the memorisation audit.',
-    'ms_ssim_fake': 'Mean MS-SSIM of random generated pairs; higher = less '
-                    'diverse.',
-    'ms_ssim_real': 'Mean MS-SSIM of random real pairs (reference for '
-                    'ms_ssim_fake).',
+  'fd': 'Fréchet distance between Gaussian fits of real and generated '
+  'features (FID for inception); lower is better.',
+  'kid': 'Kernel (cubic polynomial MMD²) distance; unbiased, lower is '
+  'better, ~0 for one distribution.',
+  'is': 'Inception Score over 10 splits; ImageNet classes, so only a rough '
+  'sharpness/diversity signal for X-rays.',
+  'one_nn_accuracy': 'Leave-one-out 1-NN real-vs-fake accuracy; 0.5 ideal, '
+  '1 separable, <0.5 copies.',
+  'one_nn_real_accuracy': 'Share of real images whose nearest neighbour is '
+  'real (missed modes raise it).',
+  'one_nn_fake_accuracy': 'Share of generated images whose nearest '
+  'neighbour is generated (artefacts raise it).',
+  'one_nn_p_value': 'Permutation p-value of the 1-NN accuracy under "same distribution".',
+  'knn_same_set_fraction': "Mean share of each point's k nearest "
+  'neighbours from its own set; ~0.5 ideal.',
+  'precision': 'Share of generated images inside the real k=3 manifold (fidelity).',
+  'recall': 'Share of real images inside the generated k=3 manifold (coverage).',
+  'mean_pairwise_distance_fake': 'Mean feature distance between generated images.',
+  'mean_pairwise_distance_real': 'Mean feature distance between real images.',
+  'diversity_ratio': 'Generated / real mean pairwise distance; <1 means less diverse than real.',
+  'memorization_copy_fraction': 'Share of generated images nearer to a '
+  'training image than 95% of held-out real '
+  'images are (chance 0.05).',
+  'memorization_copy_fraction_p5': 'Same as memorization_copy_fraction '
+  '(5th percentile rule; chance 0.05).',
+  'memorization_copy_fraction_p1': 'Share nearer to train than 99% of '
+  'held-out real images (chance 0.01).',
+  'memorization_threshold_p5': 'Copy threshold: 5th percentile of test->train nearest distances.',
+  'memorization_threshold_p1': 'Copy threshold: 1st percentile of test->train nearest distances.',
+  'memorization_fake_nn_distance_median': 'Median generated->nearest training image distance.',
+  'memorization_fake_nn_distance_min': 'Smallest generated->train distance (~0 = exact copy).',
+  'memorization_test_nn_distance_median': 'Median held-out real->nearest training image distance.',
+  'memorization_median_distance_ratio': 'Median generated->train over '
+  'median test->train NN distance; '
+  '<1 = closer than new patients.',
+  'knn_same_set_fraction_real': "Mean share of a real point's k nearest "
+  'neighbours that are real; ~0.5 ideal.',
+  'knn_same_set_fraction_fake': "Mean share of a generated point's k "
+  'nearest neighbours that are generated.',
+  'num_fake': 'Generated images evaluated.',
+  'num_real': 'Held-out real images.',
+  'num_train': 'Training images searched by the memorisation audit.',
+  'ms_ssim_fake': 'Mean MS-SSIM of random generated pairs; higher = less diverse.',
+  'ms_ssim_real': 'Mean MS-SSIM of random real pairs (reference for ms_ssim_fake).',
 }
 
 
-def _equal_subsets(a: np.ndarray, b: np.ndarray, seed: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _equal_subsets(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Seeded random subsets of equal size min(len(a), len(b))."""
   n = min(len(a), len(b))
   rng = np.random.default_rng(seed)
-  pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n,
-                                                              replace=False))]
+  pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))]
   return pick(a), pick(b)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalOptions:
   """Knobs of the sample-based measures."""
+
   knn_k: int = 5
   pr_k: int = 3
   num_permutations: int = 1000
@@ -417,11 +418,14 @@ class EvalOptions:
   seed: int = 0
 
 
-def feature_metrics(space: str, real: np.ndarray, fake: np.ndarray, *,
-                    train: np.ndarray | None = None,
-                    options: EvalOptions = EvalOptions()
-                    ) -> tuple[dict[str, float],
-                               memorization.MemorizationResult | None]:
+def feature_metrics(
+  space: str,
+  real: np.ndarray,
+  fake: np.ndarray,
+  *,
+  train: np.ndarray | None = None,
+  options: EvalOptions = EvalOptions(),
+) -> tuple[dict[str, float], memorization.MemorizationResult | None]:
   """Every feature-based measure in one space; keys end in `_{space}`.
 
   Args:
@@ -438,16 +442,21 @@ def feature_metrics(space: str, real: np.ndarray, fake: np.ndarray, *,
   out = {}
   out[f'fd{s}'] = frechet.frechet_distance_from_features(real, fake)
   kid = scores.kernel_inception_distance(
-      real, fake, num_subsets=options.kid_subsets,
-      subset_size=options.kid_subset_size, seed=options.seed)
+    real,
+    fake,
+    num_subsets=options.kid_subsets,
+    subset_size=options.kid_subset_size,
+    seed=options.seed,
+  )
   out[f'kid{s}_mean'], out[f'kid{s}_std'] = kid.mean, kid.std
   real_eq, fake_eq = _equal_subsets(real, fake, options.seed)
   res = two_sample.one_nn_two_sample_test(
-      real_eq, fake_eq, k=options.knn_k,
-      num_permutations=options.num_permutations, seed=options.seed)
+    real_eq, fake_eq, k=options.knn_k, num_permutations=options.num_permutations, seed=options.seed
+  )
   out.update(res.as_dict(s))
   out[f'precision{s}'], out[f'recall{s}'] = diversity.precision_recall(
-      real_eq, fake_eq, k=options.pr_k)
+    real_eq, fake_eq, k=options.pr_k
+  )
   spread_fake = diversity.mean_pairwise_distance(fake)
   spread_real = diversity.mean_pairwise_distance(real)
   out[f'mean_pairwise_distance_fake{s}'] = spread_fake
@@ -455,8 +464,7 @@ def feature_metrics(space: str, real: np.ndarray, fake: np.ndarray, *,
   out[f'diversity_ratio{s}'] = spread_fake / max(spread_real, 1e-12)
   audit = None
   if train is not None:
-    audit = memorization.memorization_audit(
-        fake, train, real, percentiles=options.copy_percentiles)
+    audit = memorization.memorization_audit(fake, train, real, percentiles=options.copy_percentiles)
     out.update(audit.as_dict(s))
   return out, audit
 
@@ -468,8 +476,7 @@ def feature_metrics(space: str, real: np.ndarray, fake: np.ndarray, *,
 def _describe(key: str) -> str:
   """One-line meaning of a metrics.json key (space suffix stripped)."""
   for space in KNOWN_FEATURES:
-    key = key.replace(f'_{space}', '') if key.endswith(f'_{space}') or \
-        f'_{space}_' in key else key
+    key = key.replace(f'_{space}', '') if key.endswith(f'_{space}') or f'_{space}_' in key else key
   std = key.endswith('_std')
   if key.endswith(('_mean', '_std')) and key.startswith(('kid', 'is')):
     key = key.rsplit('_', 1)[0]
@@ -477,29 +484,40 @@ def _describe(key: str) -> str:
   return text + (' Std over subsets/splits.' if std and text else '')
 
 
-def write_report(output_dir: pathlib.Path, metrics: dict[str, float],
-                 info: dict[str, Any], pictures: dict[str, str]) -> pathlib.Path:
+def write_report(
+  output_dir: pathlib.Path,
+  metrics: dict[str, float],
+  info: dict[str, Any],
+  pictures: dict[str, str],
+) -> pathlib.Path:
   """report.md: inputs, a table of every figure with its meaning, pictures."""
-  lines = ['# Evaluation of generated chest X-rays', '',
-           f'- generated: {info["fake_source"]} ({metrics["num_fake"]} images)',
-           f'- real (held-out): {info["real_source"]} '
-           f'({metrics["num_real"]} images)',
-           f'- train (memorisation audit): {info.get("train_source") or "none"}',
-           f'- resolution: {info["resolution"]}; feature spaces: '
-           f'{", ".join(info["features"])}',
-           f'- MS-SSIM: {info["ms_ssim_num_scales"]} scales (standard 5 need '
-           '>= 176 px; coarsest scales dropped, weights renormalised), '
-           '11-px Gaussian window, sigma 1.5', '',
-           '| metric | value | meaning |', '|---|---:|---|']
+  lines = [
+    '# Evaluation of generated chest X-rays',
+    '',
+    f'- generated: {info["fake_source"]} ({metrics["num_fake"]} images)',
+    f'- real (held-out): {info["real_source"]} ({metrics["num_real"]} images)',
+    f'- train (memorisation audit): {info.get("train_source") or "none"}',
+    f'- resolution: {info["resolution"]}; feature spaces: {", ".join(info["features"])}',
+    f'- MS-SSIM: {info["ms_ssim_num_scales"]} scales (standard 5 need '
+    '>= 176 px; coarsest scales dropped, weights renormalised), '
+    '11-px Gaussian window, sigma 1.5',
+    '',
+    '| metric | value | meaning |',
+    '|---|---:|---|',
+  ]
   for key in sorted(metrics):
     value = metrics[key]
     text = f'{value:.4g}' if isinstance(value, float) else str(value)
     lines.append(f'| `{key}` | {text} | {_describe(key)} |')
-  lines += ['', 'Copy rule: a generated image is a suspected copy when its '
-            'nearest training image is closer than the 5th (p5) or 1st (p1) '
-            'percentile of held-out real images\' nearest-training distances '
-            '(chance rates 0.05 / 0.01). 1-NN and precision/recall use equal-'
-            'size random subsets of real and generated features.', '']
+  lines += [
+    '',
+    'Copy rule: a generated image is a suspected copy when its '
+    'nearest training image is closer than the 5th (p5) or 1st (p1) '
+    "percentile of held-out real images' nearest-training distances "
+    '(chance rates 0.05 / 0.01). 1-NN and precision/recall use equal-'
+    'size random subsets of real and generated features.',
+    '',
+  ]
   for title, name in pictures.items():
     lines += [f'## {title}', '', f'![{title}]({name})', '']
   path = output_dir / 'report.md'
@@ -516,9 +534,11 @@ def _write_json(path: pathlib.Path, obj: Any) -> None:
 # --------------------------------------------------------------------------
 # The binary.
 
+
 @dataclasses.dataclass
 class EvalArgs:
   """Inputs of one evaluation; the binary's flags have the same names."""
+
   output_dir: str = ''  # Where metrics.json, report.md and PNGs go.
   workdir: str = ''  # GAN run to sample (EMA generator).
   step: int | None = None  # Checkpoint step of workdir (None = latest).
@@ -546,35 +566,32 @@ class EvalArgs:
 
 
 _HELP = {
-    'output_dir': 'Where metrics.json, report.md and the PNGs go.',
-    'workdir': 'GAN run to sample (EMA generator).',
-    'step': 'Checkpoint step of --workdir (default latest).',
-    'samples_dir': 'Folder of generated PNG/JPEG images (recursive).',
-    'num_samples': 'Images to generate from --workdir; with --samples_dir a '
-                   'cap (0 = all).',
-    'seed': 'Seed of sampling and of random subsets.',
-    'dataset': 'TFDS dataset of the real (and train) side.',
-    'split': 'Held-out real split.',
-    'data_dir': 'TFDS data_dir.',
-    'real_dir': 'Folder of real images instead of TFDS.',
-    'max_real': 'Cap on real images (0 = all).',
-    'train_split': "Split the GAN trained on, for the memorisation audit ('' "
-                   'and no --train_dir = no audit).',
-    'train_dir': 'Folder of training images (needed for the audit when the '
-                 'real side is --real_dir).',
-    'max_train': 'Cap on training images (0 = all).',
-    'features': 'Feature spaces, comma-separated: ' + ','.join(KNOWN_FEATURES),
-    'inception_weights': 'pytorch-fid Inception weights (.pth or .npz).',
-    'classifier_workdir': "cxrgan_jax.classifier workdir (for 'cxr').",
-    'pixel_size': "Side the 'pixels' space resizes to (FD's sqrtm costs "
-                  'O(side**6): 64 takes minutes, 32 seconds).',
-    'resolution': 'Image side; 0 = that of the generated images.',
-    'center_crop': 'Crop+resize folder images of other sizes to --resolution '
-                   'instead of failing.',
-    'cache_dir': "Cache of real-split features ('' disables).",
-    'batch_size': 'Feature-extraction batch size.',
-    'ms_ssim_pairs': 'Random pairs per set for MS-SSIM.',
-    'num_permutations': 'Draws of the 1-NN permutation test.',
+  'output_dir': 'Where metrics.json, report.md and the PNGs go.',
+  'workdir': 'GAN run to sample (EMA generator).',
+  'step': 'Checkpoint step of --workdir (default latest).',
+  'samples_dir': 'Folder of generated PNG/JPEG images (recursive).',
+  'num_samples': 'Images to generate from --workdir; with --samples_dir a cap (0 = all).',
+  'seed': 'Seed of sampling and of random subsets.',
+  'dataset': 'TFDS dataset of the real (and train) side.',
+  'split': 'Held-out real split.',
+  'data_dir': 'TFDS data_dir.',
+  'real_dir': 'Folder of real images instead of TFDS.',
+  'max_real': 'Cap on real images (0 = all).',
+  'train_split': "Split the GAN trained on, for the memorisation audit ('' "
+  'and no --train_dir = no audit).',
+  'train_dir': 'Folder of training images (needed for the audit when the real side is --real_dir).',
+  'max_train': 'Cap on training images (0 = all).',
+  'features': 'Feature spaces, comma-separated: ' + ','.join(KNOWN_FEATURES),
+  'inception_weights': 'pytorch-fid Inception weights (.pth or .npz).',
+  'classifier_workdir': "cxrgan_jax.classifier workdir (for 'cxr').",
+  'pixel_size': "Side the 'pixels' space resizes to (FD's sqrtm costs "
+  'O(side**6): 64 takes minutes, 32 seconds).',
+  'resolution': 'Image side; 0 = that of the generated images.',
+  'center_crop': 'Crop+resize folder images of other sizes to --resolution instead of failing.',
+  'cache_dir': "Cache of real-split features ('' disables).",
+  'batch_size': 'Feature-extraction batch size.',
+  'ms_ssim_pairs': 'Random pairs per set for MS-SSIM.',
+  'num_permutations': 'Draws of the 1-NN permutation test.',
 }
 
 
@@ -608,8 +625,7 @@ def run(args: EvalArgs) -> dict[str, float]:
   features = [f.strip() for f in args.features if f.strip()]
   unknown = [f for f in features if f not in KNOWN_FEATURES]
   if unknown or not features:
-    raise ValueError(f'Unknown feature spaces {unknown}; choose from '
-                     f'{", ".join(KNOWN_FEATURES)}.')
+    raise ValueError(f'Unknown feature spaces {unknown}; choose from {", ".join(KNOWN_FEATURES)}.')
   output_dir = pathlib.Path(args.output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   resolution = args.resolution or None
@@ -619,19 +635,23 @@ def run(args: EvalArgs) -> dict[str, float]:
   t = time.time()
   if args.workdir:
     from cxrgan_jax import sample  # pylint: disable=g-import-not-at-top
-    fake = sample.generate_images(args.workdir, args.num_samples,
-                                  seed=args.seed, step=args.step,
-                                  progress=True)
-    info['fake_source'] = f'{args.workdir} (step {args.step or "latest"}, ' \
-                          f'seed {args.seed})'
+
+    fake = sample.generate_images(
+      args.workdir, args.num_samples, seed=args.seed, step=args.step, progress=True
+    )
+    info['fake_source'] = f'{args.workdir} (step {args.step or "latest"}, seed {args.seed})'
     if resolution and fake.shape[1] != resolution:
-      raise ValueError(f'The generator makes {fake.shape[1]}px images but '
-                       f'--resolution={resolution}.')
+      raise ValueError(
+        f'The generator makes {fake.shape[1]}px images but --resolution={resolution}.'
+      )
   else:
-    fake = load_image_folder(args.samples_dir, resolution=resolution,
-                             center_crop=args.center_crop,
-                             max_images=_positive_or_none(args.num_samples),
-                             seed=args.seed)
+    fake = load_image_folder(
+      args.samples_dir,
+      resolution=resolution,
+      center_crop=args.center_crop,
+      max_images=_positive_or_none(args.num_samples),
+      seed=args.seed,
+    )
     info['fake_source'] = args.samples_dir
   resolution = int(fake.shape[1])
   info['resolution'] = resolution
@@ -642,37 +662,57 @@ def run(args: EvalArgs) -> dict[str, float]:
   max_real = _positive_or_none(args.max_real)
   max_train = _positive_or_none(args.max_train)
   from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
   if args.real_dir:
-    real = load_image_folder(args.real_dir, resolution=resolution,
-                             center_crop=args.center_crop,
-                             max_images=max_real, seed=args.seed)
+    real = load_image_folder(
+      args.real_dir,
+      resolution=resolution,
+      center_crop=args.center_crop,
+      max_images=max_real,
+      seed=args.seed,
+    )
     info['real_source'] = args.real_dir
   else:
     real = input_pipeline.load_images(
-        args.dataset, args.split, data_dir=args.data_dir,
-        resolution=resolution, max_images=max_real, seed=args.seed)['image']
+      args.dataset,
+      args.split,
+      data_dir=args.data_dir,
+      resolution=resolution,
+      max_images=max_real,
+      seed=args.seed,
+    )['image']
     info['real_source'] = f'{args.dataset} [{args.split}]'
   train = None
   if args.train_dir:
-    train = load_image_folder(args.train_dir, resolution=resolution,
-                              center_crop=args.center_crop,
-                              max_images=max_train, seed=args.seed)
+    train = load_image_folder(
+      args.train_dir,
+      resolution=resolution,
+      center_crop=args.center_crop,
+      max_images=max_train,
+      seed=args.seed,
+    )
     info['train_source'] = args.train_dir
   elif args.train_split and not args.real_dir:
     if args.train_split == args.split:
-      raise ValueError('--train_split equals --split: the memorisation '
-                       'yardstick needs held-out real images.')
+      raise ValueError(
+        '--train_split equals --split: the memorisation yardstick needs held-out real images.'
+      )
     train = input_pipeline.load_images(
-        args.dataset, args.train_split, data_dir=args.data_dir,
-        resolution=resolution, max_images=max_train, seed=args.seed)['image']
+      args.dataset,
+      args.train_split,
+      data_dir=args.data_dir,
+      resolution=resolution,
+      max_images=max_train,
+      seed=args.seed,
+    )['image']
     info['train_source'] = f'{args.dataset} [{args.train_split}]'
   if len(real) < 2 or len(fake) < 2:
-    raise ValueError(f'Need >= 2 images per side; got {len(fake)} generated, '
-                     f'{len(real)} real.')
+    raise ValueError(f'Need >= 2 images per side; got {len(fake)} generated, {len(real)} real.')
   info['seconds']['load_real'] = time.time() - t
 
-  options = EvalOptions(num_permutations=args.num_permutations,
-                        ms_ssim_pairs=args.ms_ssim_pairs, seed=args.seed)
+  options = EvalOptions(
+    num_permutations=args.num_permutations, ms_ssim_pairs=args.ms_ssim_pairs, seed=args.seed
+  )
   metrics: dict[str, float] = {'num_fake': len(fake), 'num_real': len(real)}
   if train is not None:
     metrics['num_train'] = len(train)
@@ -687,66 +727,85 @@ def run(args: EvalArgs) -> dict[str, float]:
   info['spaces'] = spaces
   for space in spaces:
     t = time.time()
-    extractor = make_extractor(space, inception_weights=args.inception_weights,
-                               classifier_workdir=args.classifier_workdir,
-                               pixel_size=args.pixel_size)
-    fake_f, fake_logits = _extract(extractor, fake, batch_size=args.batch_size,
-                                   progress=True)
+    extractor = make_extractor(
+      space,
+      inception_weights=args.inception_weights,
+      classifier_workdir=args.classifier_workdir,
+      pixel_size=args.pixel_size,
+    )
+    fake_f, fake_logits = _extract(extractor, fake, batch_size=args.batch_size, progress=True)
     if args.real_dir:
-      real_f, _ = _extract(extractor, real, batch_size=args.batch_size,
-                           progress=True)
+      real_f, _ = _extract(extractor, real, batch_size=args.batch_size, progress=True)
     else:
       real_f, _, hit = real_split_features(
-          args.dataset, args.split, args.data_dir, resolution, extractor,
-          cache_dir, max_images=max_real, seed=args.seed, images=real,
-          batch_size=args.batch_size, progress=True)
+        args.dataset,
+        args.split,
+        args.data_dir,
+        resolution,
+        extractor,
+        cache_dir,
+        max_images=max_real,
+        seed=args.seed,
+        images=real,
+        batch_size=args.batch_size,
+        progress=True,
+      )
       info['cache'][f'{space}_real'] = hit
     train_f = None
     if train is not None:
       if args.train_dir:
-        train_f, _ = _extract(extractor, train, batch_size=args.batch_size,
-                              progress=True)
+        train_f, _ = _extract(extractor, train, batch_size=args.batch_size, progress=True)
       else:
         train_f, _, hit = real_split_features(
-            args.dataset, args.train_split, args.data_dir, resolution,
-            extractor, cache_dir, max_images=max_train, seed=args.seed,
-            images=train, batch_size=args.batch_size, progress=True)
+          args.dataset,
+          args.train_split,
+          args.data_dir,
+          resolution,
+          extractor,
+          cache_dir,
+          max_images=max_train,
+          seed=args.seed,
+          images=train,
+          batch_size=args.batch_size,
+          progress=True,
+        )
         info['cache'][f'{space}_train'] = hit
     info['seconds'][f'features_{space}'] = time.time() - t
     t = time.time()
     if pixel_audit_only and space == 'pixels':
       audit = memorization.memorization_audit(
-          fake_f, train_f, real_f, percentiles=options.copy_percentiles)
+        fake_f, train_f, real_f, percentiles=options.copy_percentiles
+      )
       values = audit.as_dict('_pixels')
     else:
-      values, audit = feature_metrics(space, real_f, fake_f, train=train_f,
-                                      options=options)
+      values, audit = feature_metrics(space, real_f, fake_f, train=train_f, options=options)
     metrics.update(values)
     if fake_logits is not None:
-      is_score = scores.inception_score(fake_logits,
-                                        num_splits=min(10, len(fake)))
+      is_score = scores.inception_score(fake_logits, num_splits=min(10, len(fake)))
       metrics['is_mean'], metrics['is_std'] = is_score.mean, is_score.std
     if audit is not None:
       name = f'closest_pairs_{space}.png'
-      memorization.save_closest_pairs_png(output_dir / name, fake, train,
-                                          audit, space=space)
+      memorization.save_closest_pairs_png(output_dir / name, fake, train, audit, space=space)
       pictures[f'Closest generated/train pairs ({space})'] = name
     info['seconds'][f'metrics_{space}'] = time.time() - t
 
   t = time.time()
   metrics['ms_ssim_fake'] = diversity.mean_ms_ssim(
-      fake, num_pairs=options.ms_ssim_pairs, seed=args.seed)
+    fake, num_pairs=options.ms_ssim_pairs, seed=args.seed
+  )
   metrics['ms_ssim_real'] = diversity.mean_ms_ssim(
-      real, num_pairs=options.ms_ssim_pairs, seed=args.seed)
+    real, num_pairs=options.ms_ssim_pairs, seed=args.seed
+  )
   info['ms_ssim_num_scales'] = diversity.ms_ssim_num_scales(resolution)
   info['seconds']['ms_ssim'] = time.time() - t
 
-  for title, name, images in (('Generated samples', 'samples_fake.png', fake),
-                              ('Real samples', 'samples_real.png', real)):
+  for title, name, images in (
+    ('Generated samples', 'samples_fake.png', fake),
+    ('Real samples', 'samples_real.png', real),
+  ):
     image_utils.write_png(output_dir / name, image_utils.make_grid(images[:64]))
     pictures[title] = name
-  metrics = {k: (float(v) if not isinstance(v, int) else v)
-             for k, v in metrics.items()}
+  metrics = {k: (float(v) if not isinstance(v, int) else v) for k, v in metrics.items()}
   info['seconds']['total'] = time.time() - t_start
   _write_json(output_dir / 'metrics.json', metrics)
   _write_json(output_dir / 'evaluation_info.json', info)
@@ -757,8 +816,7 @@ def run(args: EvalArgs) -> dict[str, float]:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  args = EvalArgs(**{f.name: flags.FLAGS[f.name].value
-                     for f in dataclasses.fields(EvalArgs)})
+  args = EvalArgs(**{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(EvalArgs)})
   metrics = run(args)
   width = max(len(k) for k in metrics)
   for key in sorted(metrics):

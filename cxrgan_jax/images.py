@@ -23,7 +23,7 @@ def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> n
   grid = np.zeros((rows * (h + pad) - pad, columns * (w + pad) - pad), np.uint8)
   for i in range(n):
     r, c = divmod(i, columns)
-    grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = images[i, ..., 0]
+    grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[i, ..., 0]
   return grid
 
 

@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 from absl import flags
-
 import grain
 import jax
 import ml_collections
@@ -34,11 +33,12 @@ def _not_built_error(dataset: str, data_dir: str) -> FileNotFoundError:
   name = dataset.split(':')[0]
   config = name.split('/')[1] if '/' in name else 'normal'
   return FileNotFoundError(
-      f'Dataset {dataset!r} is not built under data_dir {data_dir!r}. Build it '
-      f'with:\n  tfds build {BUILDER_PATH} --config={config} '
-      f'--manual_dir=DIR --data_dir={data_dir}\nwhere DIR holds the Kaggle '
-      '`chest-xray-pneumonia` archive (archive.zip or chest_xray/), or use '
-      '--manual_dir=data_prep/demo for the bundled demo sample.')
+    f'Dataset {dataset!r} is not built under data_dir {data_dir!r}. Build it '
+    f'with:\n  tfds build {BUILDER_PATH} --config={config} '
+    f'--manual_dir=DIR --data_dir={data_dir}\nwhere DIR holds the Kaggle '
+    '`chest-xray-pneumonia` archive (archive.zip or chest_xray/), or use '
+    '--manual_dir=data_prep/demo for the bundled demo sample.'
+  )
 
 
 def _builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
@@ -68,7 +68,8 @@ def _resize(image: np.ndarray, resolution: int) -> np.ndarray:
   if image.shape[0] == resolution and image.shape[1] == resolution:
     return image
   resized = Image.fromarray(image[..., 0]).resize(
-      (resolution, resolution), Image.Resampling.LANCZOS)
+    (resolution, resolution), Image.Resampling.LANCZOS
+  )
   return np.asarray(resized)[..., None]
 
 
@@ -86,19 +87,19 @@ class _Preprocess(grain.transforms.Map):
   def map(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
     image = _resize(np.asarray(record['image']), self._resolution)
     return {
-        'image': image.astype(np.float32) * (2.0 / 255.0) - 1.0,
-        'label': np.int32(record['label']),
+      'image': image.astype(np.float32) * (2.0 / 255.0) - 1.0,
+      'label': np.int32(record['label']),
     }
 
 
 class _RandomFlip(grain.transforms.RandomMap):
   """Horizontal flip with probability 1/2 (off by default: see configs)."""
 
-  def random_map(self, element: dict[str, np.ndarray],
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+  def random_map(
+    self, element: dict[str, np.ndarray], rng: np.random.Generator
+  ) -> dict[str, np.ndarray]:
     if rng.random() < 0.5:
-      element = dict(element, image=np.ascontiguousarray(
-          element['image'][:, ::-1]))
+      element = dict(element, image=np.ascontiguousarray(element['image'][:, ::-1]))
     return element
 
 
@@ -109,17 +110,16 @@ class _ToDevices(grain.transforms.Map):
     self._num_devices = num_devices
 
   def map(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: v.reshape((self._num_devices, -1) + v.shape[1:])
-            for k, v in batch.items()}
+    return {k: v.reshape((self._num_devices, -1) + v.shape[1:]) for k, v in batch.items()}
 
 
 def train_dataset(
-    config: ml_collections.ConfigDict,
-    *,
-    seed: int,
-    process_index: int,
-    process_count: int,
-    local_device_count: int,
+  config: ml_collections.ConfigDict,
+  *,
+  seed: int,
+  process_index: int,
+  process_count: int,
+  local_device_count: int,
 ) -> grain.IterDataset:
   """The training pipeline of one host; see `create_train_iterator`.
 
@@ -131,18 +131,20 @@ def train_dataset(
   devices = process_count * local_device_count
   if config.batch_size % devices:
     raise ValueError(
-        f'config.batch_size={config.batch_size} must be divisible by the '
-        f'number of devices over all hosts ({process_count} hosts x '
-        f'{local_device_count} local devices = {devices}).')
+      f'config.batch_size={config.batch_size} must be divisible by the '
+      f'number of devices over all hosts ({process_count} hosts x '
+      f'{local_device_count} local devices = {devices}).'
+    )
   host_batch = config.batch_size // process_count
 
   source = _data_source(config.dataset, config.train_split, config.data_dir)
   ds = grain.MapDataset.source(source)[process_index::process_count]
   if len(ds) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError(
-        f'Host {process_index} of {process_count} got no examples of '
-        f'{config.dataset} split {config.train_split!r} ({len(source)} in '
-        'all).')
+      f'Host {process_index} of {process_count} got no examples of '
+      f'{config.dataset} split {config.train_split!r} ({len(source)} in '
+      'all).'
+    )
   ds = ds.shuffle(seed=seed).repeat()  # Repeat reseeds the shuffle per epoch.
   ds = ds.map(_Preprocess(config.resolution))
   if config.random_flip:
@@ -151,20 +153,17 @@ def train_dataset(
   ds = ds.map(_ToDevices(local_device_count))
   # Threads overlap PNG decoding (PIL drops the GIL); order stays fixed.
   threads = min(8, os.cpu_count() or 1)
-  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
-                                            prefetch_buffer_size=threads))
+  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads))
   if config.num_data_workers > 0:
     # grain's workers read absl flags; outside an absl app (tests, notebooks)
     # they are unparsed and reading them raises. Use their defaults.
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
-    ds = ds.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=config.num_data_workers))
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_data_workers))
   return ds
 
 
-def create_train_iterator(config: ml_collections.ConfigDict, *,
-                          seed: int) -> grain.DatasetIterator:
+def create_train_iterator(config: ml_collections.ConfigDict, *, seed: int) -> grain.DatasetIterator:
   """Infinite, checkpointable iterator of this host's training batches.
 
   Args:
@@ -179,15 +178,24 @@ def create_train_iterator(config: ml_collections.ConfigDict, *,
     iterator resumes with exactly the batches the original would yield next.
   """
   ds = train_dataset(
-      config, seed=seed, process_index=jax.process_index(),
-      process_count=jax.process_count(),
-      local_device_count=jax.local_device_count())
+    config,
+    seed=seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    local_device_count=jax.local_device_count(),
+  )
   return iter(ds)
 
 
-def load_images(dataset: str, split: str, *, data_dir: str | None,
-                resolution: int, max_images: int | None = None,
-                seed: int = 0) -> dict[str, np.ndarray]:
+def load_images(
+  dataset: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  resolution: int,
+  max_images: int | None = None,
+  seed: int = 0,
+) -> dict[str, np.ndarray]:
   """A whole split (or a seeded subsample) in the builder's record order.
 
   Args:
@@ -221,11 +229,8 @@ def load_images(dataset: str, split: str, *, data_dir: str | None,
   for i, record in enumerate(records):
     images[i] = _resize(np.asarray(record['image']), resolution)
   return {
-      'image': images,
-      'label': np.asarray([r['label'] for r in records], np.int32),
-      'patient_id': np.asarray([text(r['patient_id']) for r in records],
-                               dtype=str),
-      'filename': np.asarray([text(r['filename']) for r in records],
-                             dtype=str),
+    'image': images,
+    'label': np.asarray([r['label'] for r in records], np.int32),
+    'patient_id': np.asarray([text(r['patient_id']) for r in records], dtype=str),
+    'filename': np.asarray([text(r['filename']) for r in records], dtype=str),
   }
-

@@ -13,12 +13,12 @@ LOSSES = ('minimax', 'non_saturating', 'hinge')
 
 def _check(kind: str) -> None:
   if kind not in LOSSES:
-    raise ValueError(f'config.loss={kind!r} is unknown; use one of '
-                     f'{", ".join(repr(k) for k in LOSSES)}')
+    raise ValueError(
+      f'config.loss={kind!r} is unknown; use one of {", ".join(repr(k) for k in LOSSES)}'
+    )
 
 
-def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
-                       kind: str) -> jax.Array:
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str) -> jax.Array:
   """D's loss (to minimise); real_logits [B], fake_logits [B'] -> f32 scalar.
 
   'minimax' and 'non_saturating' share D's objective, the negated value function
@@ -31,7 +31,7 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
   real = real_logits.astype(jnp.float32)
   fake = fake_logits.astype(jnp.float32)
   if kind == 'hinge':
-    return jnp.mean(jax.nn.relu(1. - real)) + jnp.mean(jax.nn.relu(1. + fake))
+    return jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
   return jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
 
 

@@ -25,6 +25,7 @@ class TrainState:
   `ada_sum`/`ada_count` accumulate sign(D(real)) between updates of the
   adaptive augmentation probability `augment_p` (Karras et al. 2020).
   """
+
   step: jax.Array  # int32 []
   rng: jax.Array  # uint32 [2] (raw PRNGKey, serialisable)
   g_params: PyTree
@@ -39,8 +40,9 @@ class TrainState:
   ada_count: jax.Array  # float32 []
 
 
-def make_optimizer(opt_config: ml_collections.ConfigDict,
-                   grad_clip_norm: float) -> optax.GradientTransformation:
+def make_optimizer(
+  opt_config: ml_collections.ConfigDict, grad_clip_norm: float
+) -> optax.GradientTransformation:
   """Adam (Kingma & Ba 2015) or momentum SGD, optionally after norm clipping."""
   if opt_config.name == 'adam':
     tx = optax.adam(opt_config.learning_rate, b1=opt_config.b1, b2=opt_config.b2)
@@ -59,32 +61,36 @@ def _split_variables(variables) -> tuple[PyTree, PyTree]:
   return params, variables
 
 
-def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
-                       discriminator: nn.Module, g_tx: optax.GradientTransformation,
-                       d_tx: optax.GradientTransformation) -> TrainState:
+def create_train_state(
+  config: ml_collections.ConfigDict,
+  generator: nn.Module,
+  discriminator: nn.Module,
+  g_tx: optax.GradientTransformation,
+  d_tx: optax.GradientTransformation,
+) -> TrainState:
   """Initialises both networks from `config.seed`; unreplicated, on host 0's default device."""
   rng = jax.random.PRNGKey(config.seed)
-  g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1d17))
+  g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1D17))
   res = config.resolution
   z = jnp.zeros((2, config.latent_dim), jnp.float32)
   x = jnp.zeros((2, res, res, 1), jnp.float32)
-  g_params, g_state = _split_variables(
-      jax.jit(lambda k: generator.init(k, z, train=False))(g_key))
+  g_params, g_state = _split_variables(jax.jit(lambda k: generator.init(k, z, train=False))(g_key))
   d_params, d_state = _split_variables(
-      jax.jit(lambda k: discriminator.init(k, x, train=False))(d_key))
+    jax.jit(lambda k: discriminator.init(k, x, train=False))(d_key)
+  )
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      rng=rng,
-      g_params=g_params,
-      g_state=g_state,
-      d_params=d_params,
-      d_state=d_state,
-      g_opt_state=g_tx.init(g_params),
-      d_opt_state=d_tx.init(d_params),
-      ema_params=jax.tree.map(jnp.copy, g_params),
-      augment_p=jnp.asarray(config.augment.p, jnp.float32),
-      ada_sum=jnp.zeros((), jnp.float32),
-      ada_count=jnp.zeros((), jnp.float32),
+    step=jnp.zeros((), jnp.int32),
+    rng=rng,
+    g_params=g_params,
+    g_state=g_state,
+    d_params=d_params,
+    d_state=d_state,
+    g_opt_state=g_tx.init(g_params),
+    d_opt_state=d_tx.init(d_params),
+    ema_params=jax.tree.map(jnp.copy, g_params),
+    augment_p=jnp.asarray(config.augment.p, jnp.float32),
+    ada_sum=jnp.zeros((), jnp.float32),
+    ada_count=jnp.zeros((), jnp.float32),
   )
 
 

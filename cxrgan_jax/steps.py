@@ -22,8 +22,9 @@ PyTree = Any
 AXIS = 'batch'
 
 
-def apply_model(module: nn.Module, params: PyTree, state: PyTree, x: jax.Array,
-                *, train: bool) -> tuple[jax.Array, PyTree]:
+def apply_model(
+  module: nn.Module, params: PyTree, state: PyTree, x: jax.Array, *, train: bool
+) -> tuple[jax.Array, PyTree]:
   """Applies a module and returns (output, updated non-trainable state)."""
   variables = {'params': params, **state}
   if train and state:
@@ -53,10 +54,15 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
-                    discriminator: nn.Module, g_tx: optax.GradientTransformation,
-                    d_tx: optax.GradientTransformation, *, apply_r1: bool
-                    ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+def make_train_step(
+  config: ml_collections.ConfigDict,
+  generator: nn.Module,
+  discriminator: nn.Module,
+  g_tx: optax.GradientTransformation,
+  d_tx: optax.GradientTransformation,
+  *,
+  apply_r1: bool,
+) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Returns train_step(state, batch) -> (state, metrics), to run under pmap(axis_name='batch').
 
   `apply_r1` is static: lazy R1 uses two compiled steps, chosen on the host
@@ -79,8 +85,9 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     aug_key, noise_key = jax.random.split(key)
     keys = global_example_keys(aug_key, images.shape[0])
     if policy:
-      images = jax.vmap(
-          lambda k, x: augment.augment(k, x[None], p=p, policy=policy)[0])(keys, images)
+      images = jax.vmap(lambda k, x: augment.augment(k, x[None], p=p, policy=policy)[0])(
+        keys, images
+      )
     if noise_std0 > 0:
       keys = global_example_keys(noise_key, images.shape[0])
       noise = jax.vmap(lambda k: jax.random.normal(k, images.shape[1:]))(keys)
@@ -97,8 +104,9 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       return logits.sum(), (logits, new_state)
 
     if r1_gamma > 0:
-      (_, (real_logits, d_state)), x_grad = jax.value_and_grad(
-          real_logit_sum, has_aux=True)(real_in)
+      (_, (real_logits, d_state)), x_grad = jax.value_and_grad(real_logit_sum, has_aux=True)(
+        real_in
+      )
       r1 = jnp.mean(jnp.sum(jnp.square(x_grad), axis=(1, 2, 3)))
     else:
       (real_logits, d_state), r1 = real_logit_sum(real_in)[1], jnp.zeros((), jnp.float32)
@@ -131,15 +139,21 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
       fake, _ = apply_model(generator, state.g_params, state.g_state, z, train=True)
       grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
       (loss, (adv, r1, real_logits, fake_logits, d_state)), grads = grad_fn(
-          d_params, d_state, real, jax.lax.stop_gradient(fake), d_key, p, noise_std)
+        d_params, d_state, real, jax.lax.stop_gradient(fake), d_key, p, noise_std
+      )
       grads = jax.lax.pmean(grads, AXIS)
       d_state = jax.lax.pmean(d_state, AXIS)
       updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
       d_params = optax.apply_updates(d_params, updates)
-      out = dict(d_loss=adv, r1=r1, d_real=jax.nn.sigmoid(real_logits).mean(),
-                 d_fake=jax.nn.sigmoid(fake_logits).mean(),
-                 real_sign=jnp.sign(real_logits).mean(), d_grad_norm=tree_norm(grads),
-                 d_total_loss=loss)
+      out = dict(
+        d_loss=adv,
+        r1=r1,
+        d_real=jax.nn.sigmoid(real_logits).mean(),
+        d_fake=jax.nn.sigmoid(fake_logits).mean(),
+        real_sign=jnp.sign(real_logits).mean(),
+        d_grad_norm=tree_norm(grads),
+        d_total_loss=loss,
+      )
       return (d_params, d_state, d_opt_state), out
 
     # A Python loop, not lax.scan: XLA's CPU backend runs the strided-conv
@@ -155,7 +169,8 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     z_key, aug_key = jax.random.split(g_key)
     z = sample_latents(z_key, local_batch, latent_dim)
     (g_loss, g_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.g_params, state.g_state, d_params, d_state, z, aug_key, p, noise_std)
+      state.g_params, state.g_state, d_params, d_state, z, aug_key, p, noise_std
+    )
     g_grads = jax.lax.pmean(g_grads, AXIS)
     g_state = jax.lax.pmean(g_state, AXIS)
     updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
@@ -163,8 +178,9 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
 
     if config.ema_decay > 0:
       decay = ema_decay_at(state.step, config.ema_decay)
-      ema_params = jax.tree.map(lambda e, g: decay * e + (1.0 - decay) * g,
-                                state.ema_params, g_params)
+      ema_params = jax.tree.map(
+        lambda e, g: decay * e + (1.0 - decay) * g, state.ema_params, g_params
+      )
     else:
       ema_params = g_params
 
@@ -174,24 +190,38 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if policy and ada.adaptive:
       update_now = ada_count >= ada.interval
       r_t = ada_sum / ada_count
-      delta = (jnp.sign(r_t - ada.target) * config.batch_size * ada_count
-               / ada.adjust_images)
+      delta = jnp.sign(r_t - ada.target) * config.batch_size * ada_count / ada.adjust_images
       new_p = jnp.where(update_now, jnp.clip(p + delta, 0.0, 1.0), p)
       ada_sum = jnp.where(update_now, 0.0, ada_sum)
       ada_count = jnp.where(update_now, 0.0, ada_count)
 
-    metrics = dict(d_out, g_loss=g_loss, g_grad_norm=tree_norm(g_grads),
-                   g_param_norm=tree_norm(g_params), d_param_norm=tree_norm(d_params),
-                   g_update_norm=tree_norm(updates), augment_p=p,
-                   instance_noise_std=noise_std)
+    metrics = dict(
+      d_out,
+      g_loss=g_loss,
+      g_grad_norm=tree_norm(g_grads),
+      g_param_norm=tree_norm(g_params),
+      d_param_norm=tree_norm(d_params),
+      g_update_norm=tree_norm(updates),
+      augment_p=p,
+      instance_noise_std=noise_std,
+    )
     metrics = jax.lax.pmean(metrics, AXIS)
     finite = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(metrics)]))
     metrics['finite'] = finite.astype(jnp.float32)
 
     new_state = state.replace(
-        step=state.step + 1, g_params=g_params, g_state=g_state, d_params=d_params,
-        d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-        ema_params=ema_params, augment_p=new_p, ada_sum=ada_sum, ada_count=ada_count)
+      step=state.step + 1,
+      g_params=g_params,
+      g_state=g_state,
+      d_params=d_params,
+      d_state=d_state,
+      g_opt_state=g_opt_state,
+      d_opt_state=d_opt_state,
+      ema_params=ema_params,
+      augment_p=new_p,
+      ada_sum=ada_sum,
+      ada_count=ada_count,
+    )
     # A non-finite step leaves the state untouched; the host loop then stops.
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
     return new_state, metrics
@@ -204,18 +234,24 @@ def pmap_train_step(train_step, devices=None):
   return jax.pmap(train_step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
 
 
-def make_pmapped_steps(config: ml_collections.ConfigDict, generator: nn.Module,
-                       discriminator: nn.Module, g_tx: optax.GradientTransformation,
-                       d_tx: optax.GradientTransformation, devices=None
-                       ) -> Callable[[int], Callable]:
+def make_pmapped_steps(
+  config: ml_collections.ConfigDict,
+  generator: nn.Module,
+  discriminator: nn.Module,
+  g_tx: optax.GradientTransformation,
+  d_tx: optax.GradientTransformation,
+  devices=None,
+) -> Callable[[int], Callable]:
   """Returns step_fn_for(step): the pmapped step to run on state.step == step.
 
   Lazy R1 (Karras et al. 2020b): the regularised step runs when
   step % config.r1_interval == 0, the plain one otherwise; each compiles once.
   """
+
   def build(apply_r1):
-    return pmap_train_step(make_train_step(config, generator, discriminator, g_tx, d_tx,
-                                           apply_r1=apply_r1), devices)
+    return pmap_train_step(
+      make_train_step(config, generator, discriminator, g_tx, d_tx, apply_r1=apply_r1), devices
+    )
 
   if config.r1_gamma <= 0 or config.r1_interval == 1:
     only = build(config.r1_gamma > 0)
@@ -239,10 +275,12 @@ def unreplicate(tree: PyTree) -> PyTree:
   flax.jax_utils.unreplicate keeps the leading axis when pmap ran on a subset
   of one device, so take the first local shard ourselves.
   """
+
   def first(x):
     if hasattr(x, 'addressable_shards') and x.ndim > 0:
       return x.addressable_shards[0].data[0]
     return x[0] if getattr(x, 'ndim', 0) else x
+
   return jax.tree.map(first, tree)
 
 

@@ -58,8 +58,11 @@ def _truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
   """Drops lines logged after the checkpoint we resume from (they will be redone)."""
   if not path.exists():
     return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)['step'] <= last_step]
+  kept = [
+    line
+    for line in path.read_text().splitlines()
+    if line.strip() and json.loads(line)['step'] <= last_step
+  ]
   tmp = path.with_suffix('.tmp')
   tmp.write_text(''.join(line + '\n' for line in kept))
   tmp.replace(path)
@@ -117,6 +120,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   evaluator = None
   if config.eval_every_steps:
     from cxrgan_jax import training_eval  # pylint: disable=g-import-not-at-top
+
     evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
 
   step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)
@@ -125,9 +129,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   images_per_step = config.batch_size * config.d_steps
   pending_finite = None  # Device scalar of the previous step, checked one step late.
   tick_time, tick_step = time.time(), initial_step
-  logging.info('Training %s at %d^2 from step %d to %d on %d device(s) x %d process(es)',
-               config.model, config.resolution, initial_step, num_steps, len(devices),
-               jax.process_count())
+  logging.info(
+    'Training %s at %d^2 from step %d to %d on %d device(s) x %d process(es)',
+    config.model,
+    config.resolution,
+    initial_step,
+    num_steps,
+    len(devices),
+    jax.process_count(),
+  )
 
   def unreplicated_state():
     return jax.device_get(steps.unreplicate(rstate))
@@ -136,11 +146,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
       latest_mngr.wait_until_finished()
       raise NonFiniteError(
-          f'NaN/Inf in a loss or gradient at step {step}; stopped without saving it. '
-          f'Last good checkpoint: step {latest_mngr.latest_step()} in '
-          f'{latest_mngr.directory}. Lower config.g_optimizer/d_optimizer.learning_rate, '
-          'set config.grad_clip_norm, or raise config.r1_gamma, then rerun the same command '
-          'to resume.')
+        f'NaN/Inf in a loss or gradient at step {step}; stopped without saving it. '
+        f'Last good checkpoint: step {latest_mngr.latest_step()} in '
+        f'{latest_mngr.directory}. Lower config.g_optimizer/d_optimizer.learning_rate, '
+        'set config.grad_clip_norm, or raise config.r1_gamma, then rerun the same command '
+        'to resume.'
+      )
 
   for step in range(initial_step + 1, num_steps + 1):
     batch = stack_d_batches([next(data_iter) for _ in range(config.d_steps)])
@@ -152,8 +163,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     is_last = step == num_steps
     if step % config.log_every_steps == 0 or is_last:
       check_finite(pending_finite, step)
-      scalars = {k: float(v) for k, v in jax.device_get(
-          steps.unreplicate(metrics)).items() if k != 'finite'}
+      scalars = {
+        k: float(v) for k, v in jax.device_get(steps.unreplicate(metrics)).items() if k != 'finite'
+      }
       now = time.time()
       steps_per_sec = (step - tick_step) / max(now - tick_time, 1e-9)
       tick_time, tick_step = now, step
@@ -161,11 +173,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
       writer.write_scalars(step, scalars)
       eta = (num_steps - step) / max(steps_per_sec, 1e-9)
       logging.info(
-          'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
-          'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f', step, num_steps,
-          steps_per_sec, scalars['images_per_sec'], _format_seconds(eta), scalars['d_loss'],
-          scalars['g_loss'], scalars['d_real'], scalars['d_fake'], scalars['g_grad_norm'],
-          scalars['d_grad_norm'], scalars['augment_p'])
+        'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
+        'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f',
+        step,
+        num_steps,
+        steps_per_sec,
+        scalars['images_per_sec'],
+        _format_seconds(eta),
+        scalars['d_loss'],
+        scalars['g_loss'],
+        scalars['d_real'],
+        scalars['d_fake'],
+        scalars['g_grad_norm'],
+        scalars['d_grad_norm'],
+        scalars['augment_p'],
+      )
       if is_chief:
         with jsonl_path.open('a') as f:
           f.write(json.dumps({'step': step, 'time': now, **scalars}) + '\n')
@@ -176,8 +198,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
       host_state = unreplicated_state()
       eval_scalars = evaluator(step, host_state)
       writer.write_scalars(step, eval_scalars)
-      checkpoints.save(best_mngr, host_state, data_iter.get_state(), meta,
-                       metrics={'value': eval_scalars[evaluator.metric_name]})
+      checkpoints.save(
+        best_mngr,
+        host_state,
+        data_iter.get_state(),
+        meta,
+        metrics={'value': eval_scalars[evaluator.metric_name]},
+      )
       if is_chief:
         with jsonl_path.open('a') as f:
           f.write(json.dumps({'step': step, 'time': time.time(), **eval_scalars}) + '\n')

@@ -17,6 +17,7 @@ from cxrgan_jax import sample
 from cxrgan_jax import steps
 from cxrgan_jax.state import TrainState
 
+
 class TrainingEvaluator:
   """Callable (step, state) -> {'eval/fd_<features>': float}."""
 
@@ -24,11 +25,18 @@ class TrainingEvaluator:
     cfg = config.eval
     self.metric_name = f'eval/fd_{cfg.features}'
     self._extractor = evaluate.make_extractor(
-        cfg.features, inception_weights=cfg.inception_weights,
-        classifier_workdir=cfg.classifier_workdir)
+      cfg.features,
+      inception_weights=cfg.inception_weights,
+      classifier_workdir=cfg.classifier_workdir,
+    )
     self._real_stats = evaluate.real_split_statistics(
-        config.dataset, cfg.split, config.data_dir, config.resolution, self._extractor,
-        pathlib.Path(workdir) / 'feature_cache')
+      config.dataset,
+      cfg.split,
+      config.data_dir,
+      config.resolution,
+      self._extractor,
+      pathlib.Path(workdir) / 'feature_cache',
+    )
     num = int(cfg.num_samples)
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xE7A1)
     self._z = np.asarray(jax.random.normal(key, (num, config.latent_dim)), np.float32)
@@ -38,5 +46,6 @@ class TrainingEvaluator:
     del step
     fakes = sample.generate_batched(self._generate, state.ema_params, state.g_state, self._z)
     fd = evaluate.frechet_distance_to_split(
-        fakes, extractor=self._extractor, real_stats=self._real_stats)
+      fakes, extractor=self._extractor, real_stats=self._real_stats
+    )
     return {self.metric_name: float(fd)}

@@ -17,8 +17,7 @@ SHARED_DATA_ENV = 'CXRGAN_SHARED_DATA'
 
 
 def shared_data_root() -> pathlib.Path:
-  return pathlib.Path(
-      os.environ.get(SHARED_DATA_ENV, PROJECT_ROOT.parent / 'shared' / 'data'))
+  return pathlib.Path(os.environ.get(SHARED_DATA_ENV, PROJECT_ROOT.parent / 'shared' / 'data'))
 
 
 @pytest.fixture(scope='session')
@@ -26,8 +25,10 @@ def shared_chest_xray_dir() -> pathlib.Path:
   """`<shared>/chest_xray` (Kaggle layout), or skip with the reason."""
   path = shared_data_root() / 'chest_xray'
   if not (path / 'train').is_dir():
-    pytest.skip(f'full X-ray folder not found at {path}; set {SHARED_DATA_ENV} '
-                'to the folder that holds chest_xray/')
+    pytest.skip(
+      f'full X-ray folder not found at {path}; set {SHARED_DATA_ENV} '
+      'to the folder that holds chest_xray/'
+    )
   return path
 
 
@@ -45,6 +46,7 @@ def import_builder_module():
   """
   import importlib  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
+
   data_prep = str(PROJECT_ROOT / 'data_prep')
   if data_prep not in sys.path:
     sys.path.insert(0, data_prep)
@@ -54,10 +56,12 @@ def import_builder_module():
 def build_dataset(manual_dir, data_dir, config) -> None:
   """download_and_prepare one config (a name or a config object)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   module = import_builder_module()
   builder = module.ChestXrayPneumonia(config=config, data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(manual_dir)))
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
 
 
 @pytest.fixture(scope='session')

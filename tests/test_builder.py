@@ -22,8 +22,8 @@ SIZE = 32  # Small stored size keeps the made-up builds fast.
 
 def _config(classes=builder_lib.CLASS_NAMES, size=SIZE, name=None):
   return builder_lib.ChestXrayPneumoniaConfig(
-      name=name or f'{"_".join(classes)}_{size}', classes=tuple(classes),
-      image_size=size)
+    name=name or f'{"_".join(classes)}_{size}', classes=tuple(classes), image_size=size
+  )
 
 
 def _png(img: Image.Image) -> bytes:
@@ -68,46 +68,42 @@ def _quirky_files() -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
   val_person = _find_patient(True, 'person', 500)
   train_person = _find_patient(False, 'person', 600)
   files = {
-      # Train/val pool: RGB, gray, 16-bit, palette, RGBA; mixed-case names.
-      'train/NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(1, 'RGB')),
-      'train/NORMAL/IM-0002-0001.JPEG': _jpeg(_noise(2, 'L')),
-      'train/NORMAL/NORMAL2-IM-0004-0001.png': _png(_uint16(0x8080)),
-      'train/NORMAL/IM-0004-0001.png': _png(_noise(4, 'P')),
-      'train/NORMAL/IM-0005-0001.PNG': _png(_noise(5, 'RGBA')),
-      f'val/NORMAL/{val_normal}-0001.jpeg': _jpeg(_noise(6)),
-      f'train/PNEUMONIA/{train_person}_bacteria_1.jpeg': _jpeg(_noise(7)),
-      f'train/PNEUMONIA/{train_person}_virus_2.jpg': _jpeg(_noise(8)),
-      f'val/PNEUMONIA/{val_person}_bacteria_3.jpeg': _jpeg(_noise(9)),
-      f'val/PNEUMONIA/{val_person}_virus_4.jpeg': _jpeg(_noise(10)),
-      'test/NORMAL/IM-0100-0001.jpeg': _jpeg(_noise(11)),
-      'test/PNEUMONIA/person50_bacteria_9.jpeg': _jpeg(_noise(12)),
-      'test/PNEUMONIA/person51_virus_9.jpeg': _jpeg(_noise(13)),
-      # Unreadable: random bytes, and a JPEG cut in half.
-      'train/PNEUMONIA/person70_bacteria_5.jpeg': b'not an image at all',
-      'test/PNEUMONIA/person71_virus_6.jpeg':
-          _jpeg(_noise(14), size=(200, 200))[:1500],
+    # Train/val pool: RGB, gray, 16-bit, palette, RGBA; mixed-case names.
+    'train/NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(1, 'RGB')),
+    'train/NORMAL/IM-0002-0001.JPEG': _jpeg(_noise(2, 'L')),
+    'train/NORMAL/NORMAL2-IM-0004-0001.png': _png(_uint16(0x8080)),
+    'train/NORMAL/IM-0004-0001.png': _png(_noise(4, 'P')),
+    'train/NORMAL/IM-0005-0001.PNG': _png(_noise(5, 'RGBA')),
+    f'val/NORMAL/{val_normal}-0001.jpeg': _jpeg(_noise(6)),
+    f'train/PNEUMONIA/{train_person}_bacteria_1.jpeg': _jpeg(_noise(7)),
+    f'train/PNEUMONIA/{train_person}_virus_2.jpg': _jpeg(_noise(8)),
+    f'val/PNEUMONIA/{val_person}_bacteria_3.jpeg': _jpeg(_noise(9)),
+    f'val/PNEUMONIA/{val_person}_virus_4.jpeg': _jpeg(_noise(10)),
+    'test/NORMAL/IM-0100-0001.jpeg': _jpeg(_noise(11)),
+    'test/PNEUMONIA/person50_bacteria_9.jpeg': _jpeg(_noise(12)),
+    'test/PNEUMONIA/person51_virus_9.jpeg': _jpeg(_noise(13)),
+    # Unreadable: random bytes, and a JPEG cut in half.
+    'train/PNEUMONIA/person70_bacteria_5.jpeg': b'not an image at all',
+    'test/PNEUMONIA/person71_virus_6.jpeg': _jpeg(_noise(14), size=(200, 200))[:1500],
   }
   expected = {
-      'train/NORMAL/IM-0001-0001.jpeg': ('normal', 'train'),
-      'train/NORMAL/IM-0002-0001.JPEG': ('normal', 'train'),
-      'train/NORMAL/NORMAL2-IM-0004-0001.png': ('normal', 'train'),
-      'train/NORMAL/IM-0004-0001.png': ('normal', 'train'),
-      'train/NORMAL/IM-0005-0001.PNG': ('normal', 'train'),
-      f'val/NORMAL/{val_normal}-0001.jpeg': ('normal', 'validation'),
-      f'train/PNEUMONIA/{train_person}_bacteria_1.jpeg':
-          ('bacterial', 'train'),
-      f'train/PNEUMONIA/{train_person}_virus_2.jpg': ('viral', 'train'),
-      f'val/PNEUMONIA/{val_person}_bacteria_3.jpeg':
-          ('bacterial', 'validation'),
-      f'val/PNEUMONIA/{val_person}_virus_4.jpeg': ('viral', 'validation'),
-      'test/NORMAL/IM-0100-0001.jpeg': ('normal', 'test'),
-      'test/PNEUMONIA/person50_bacteria_9.jpeg': ('bacterial', 'test'),
-      'test/PNEUMONIA/person51_virus_9.jpeg': ('viral', 'test'),
+    'train/NORMAL/IM-0001-0001.jpeg': ('normal', 'train'),
+    'train/NORMAL/IM-0002-0001.JPEG': ('normal', 'train'),
+    'train/NORMAL/NORMAL2-IM-0004-0001.png': ('normal', 'train'),
+    'train/NORMAL/IM-0004-0001.png': ('normal', 'train'),
+    'train/NORMAL/IM-0005-0001.PNG': ('normal', 'train'),
+    f'val/NORMAL/{val_normal}-0001.jpeg': ('normal', 'validation'),
+    f'train/PNEUMONIA/{train_person}_bacteria_1.jpeg': ('bacterial', 'train'),
+    f'train/PNEUMONIA/{train_person}_virus_2.jpg': ('viral', 'train'),
+    f'val/PNEUMONIA/{val_person}_bacteria_3.jpeg': ('bacterial', 'validation'),
+    f'val/PNEUMONIA/{val_person}_virus_4.jpeg': ('viral', 'validation'),
+    'test/NORMAL/IM-0100-0001.jpeg': ('normal', 'test'),
+    'test/PNEUMONIA/person50_bacteria_9.jpeg': ('bacterial', 'test'),
+    'test/PNEUMONIA/person51_virus_9.jpeg': ('viral', 'test'),
   }
   # The fixed train-pool ids must not hash into validation, or the expected
   # splits above would be wrong.
-  for pid in ('IM-0001', 'IM-0002', 'NORMAL2-IM-0004', 'IM-0004', 'IM-0005',
-              'person70'):
+  for pid in ('IM-0001', 'IM-0002', 'NORMAL2-IM-0004', 'IM-0004', 'IM-0005', 'person70'):
     assert not builder_lib.is_validation_patient(pid), pid
   return files, expected
 
@@ -143,8 +139,7 @@ def _read_all(data_dir, config_name: str) -> dict[str, dict[str, dict]]:
   """split -> filename -> record, via the TensorFlow-free data source."""
   out = {}
   for split in ('train', 'validation', 'test'):
-    source = tfds.data_source(f'{NAME}/{config_name}', split=split,
-                              data_dir=str(data_dir))
+    source = tfds.data_source(f'{NAME}/{config_name}', split=split, data_dir=str(data_dir))
     records = [source[i] for i in range(len(source))]
     out[split] = {r['filename'].decode(): r for r in records}
   return out
@@ -168,8 +163,11 @@ def test_quirky_archive(form, quirky_files, tmp_path, caplog):
   conftest.build_dataset(manual, tmp_path / 'tfds', config)
 
   got = _read_all(tmp_path / 'tfds', config.name)
-  got_splits = {f: (builder_lib.CLASS_NAMES[r['label']], split)
-                for split, records in got.items() for f, r in records.items()}
+  got_splits = {
+    f: (builder_lib.CLASS_NAMES[r['label']], split)
+    for split, records in got.items()
+    for f, r in records.items()
+  }
   assert got_splits == {f'chest_xray/{k}': v for k, v in expected.items()}
   for records in got.values():
     for filename, r in records.items():
@@ -190,14 +188,12 @@ def test_quirky_archive(form, quirky_files, tmp_path, caplog):
 
 def test_single_class_configs_keep_their_class(quirky_files, tmp_path):
   files, expected = quirky_files
-  _write_zip(tmp_path / 'manual' / 'kaggle-download.zip',
-             _archive_tree(files))
+  _write_zip(tmp_path / 'manual' / 'kaggle-download.zip', _archive_tree(files))
   for label in builder_lib.CLASS_NAMES:
     config = _config(classes=(label,))
     conftest.build_dataset(tmp_path / 'manual', tmp_path / 'tfds', config)
     got = _read_all(tmp_path / 'tfds', config.name)
-    want = {f'chest_xray/{k}': split for k, (lab, split) in expected.items()
-            if lab == label}
+    want = {f'chest_xray/{k}': split for k, (lab, split) in expected.items() if lab == label}
     assert {f: s for s, recs in got.items() for f in recs} == want
     labels = {r['label'] for recs in got.values() for r in recs.values()}
     assert labels == {builder_lib.CLASS_NAMES.index(label)}
@@ -205,21 +201,20 @@ def test_single_class_configs_keep_their_class(quirky_files, tmp_path):
 
 def test_no_layout_error_shows_wanted_layout(tmp_path):
   manual = tmp_path / 'manual'
-  _write_folder(manual, {'images/xray1.jpeg': _jpeg(_noise(0)),
-                         'NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(1))})
+  _write_folder(
+    manual, {'images/xray1.jpeg': _jpeg(_noise(0)), 'NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(1))}
+  )
   with pytest.raises(FileNotFoundError) as err:
     conftest.build_dataset(manual, tmp_path / 'tfds', _config())
   assert 'No chest X-ray images found' in str(err.value)
-  assert 'chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg' in str(
-      err.value)
+  assert 'chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg' in str(err.value)
 
 
 def test_encode_image_crops_centre_and_converts_modes():
   # 300x200 image whose centre 200x200 square is white, margins black.
   arr = np.zeros((200, 300), np.uint8)
   arr[:, 50:250] = 255
-  out = Image.open(io.BytesIO(builder_lib.encode_image(
-      _png(Image.fromarray(arr)), 64)))
+  out = Image.open(io.BytesIO(builder_lib.encode_image(_png(Image.fromarray(arr)), 64)))
   assert out.mode == 'L' and out.size == (64, 64)
   # Margins cropped away, not squashed in (the filter's support reaches one
   # source pixel past the crop, hence not exactly 255 at the border).
@@ -229,8 +224,9 @@ def test_encode_image_crops_centre_and_converts_modes():
   # Tall image: the centre of the long (vertical) side is kept.
   tall = np.zeros((300, 100), np.uint8)
   tall[100:200] = 255
-  out = np.asarray(Image.open(io.BytesIO(builder_lib.encode_image(
-      _png(Image.fromarray(tall)), 16))))
+  out = np.asarray(
+    Image.open(io.BytesIO(builder_lib.encode_image(_png(Image.fromarray(tall)), 16)))
+  )
   assert out.min() > 200
 
   rgba = Image.new('RGBA', (20, 20), (200, 100, 50, 0))
@@ -244,8 +240,7 @@ def test_encode_image_crops_centre_and_converts_modes():
 
 def _decoded(img: Image.Image) -> int:
   """The single gray level of a uniform image after encode_image."""
-  arr = np.asarray(Image.open(io.BytesIO(builder_lib.encode_image(
-      _png(img), 8))))
+  arr = np.asarray(Image.open(io.BytesIO(builder_lib.encode_image(_png(img), 8))))
   assert arr.min() == arr.max(), (arr.min(), arr.max())
   return int(arr[0, 0])
 
@@ -253,12 +248,12 @@ def _decoded(img: Image.Image) -> int:
 def test_patient_ids_and_stable_split_hash():
   assert builder_lib.patient_id_from_name('person12_virus_44.jpeg') == 'person12'
   assert builder_lib.patient_id_from_name('IM-0115-0001.jpeg') == 'IM-0115'
-  assert builder_lib.patient_id_from_name(
-      'NORMAL2-IM-0395-0001-0002.jpeg') == 'NORMAL2-IM-0395'
+  assert builder_lib.patient_id_from_name('NORMAL2-IM-0395-0001-0002.jpeg') == 'NORMAL2-IM-0395'
   assert builder_lib.patient_id_from_name('odd.png') == 'odd'
   # Pinned: a changed hash would silently move patients between splits.
-  in_validation = [p for p in (f'person{i}' for i in range(40))
-                   if builder_lib.is_validation_patient(p)]
+  in_validation = [
+    p for p in (f'person{i}' for i in range(40)) if builder_lib.is_validation_patient(p)
+  ]
   assert in_validation == ['person13', 'person18', 'person32']
 
 
@@ -267,12 +262,12 @@ def test_demo_configs_have_every_split(demo_tfds_dir):
   for config in conftest.DEMO_CONFIGS:
     builder = tfds.builder(f'{NAME}/{config}', data_dir=demo_tfds_dir)
     assert builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD
-    counts[config] = {s: builder.info.splits[s].num_examples
-                      for s in ('train', 'validation', 'test')}
+    counts[config] = {
+      s: builder.info.splits[s].num_examples for s in ('train', 'validation', 'test')
+    }
     assert all(n > 0 for n in counts[config].values()), counts
   for split in ('train', 'validation', 'test'):
-    assert counts['all'][split] == sum(
-        counts[c][split] for c in ('normal', 'bacterial', 'viral'))
+    assert counts['all'][split] == sum(counts[c][split] for c in ('normal', 'bacterial', 'viral'))
   assert sum(counts['all'].values()) == 300
 
 
@@ -288,20 +283,25 @@ def test_tfds_build_cli(quirky_files, tmp_path):
   _write_zip(tmp_path / 'manual' / 'archive.zip', _archive_tree(files))
   data_dir = tmp_path / 'tfds'
   tfds_cli = pathlib.Path(sys.executable).parent / 'tfds'
-  cmd = [str(tfds_cli), 'build',
-         str(conftest.PROJECT_ROOT / 'data_prep' / NAME), '--config=viral',
-         f'--manual_dir={tmp_path / "manual"}', f'--data_dir={data_dir}']
+  cmd = [
+    str(tfds_cli),
+    'build',
+    str(conftest.PROJECT_ROOT / 'data_prep' / NAME),
+    '--config=viral',
+    f'--manual_dir={tmp_path / "manual"}',
+    f'--data_dir={data_dir}',
+  ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-  run = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                       timeout=300, check=False)
+  run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
   assert run.returncode == 0, run.stderr[-3000:]
   version_dir = data_dir / NAME / 'viral' / '1.0.0'
-  shards = sorted(p.name for p in version_dir.iterdir()
-                  if '.array_record-' in p.name)
+  shards = sorted(p.name for p in version_dir.iterdir() if '.array_record-' in p.name)
   assert [s.split('.')[0] for s in shards] == [
-      f'{NAME}-test', f'{NAME}-train', f'{NAME}-validation']
-  source = tfds.data_source(f'{NAME}/viral', split='train',
-                            data_dir=str(data_dir))
+    f'{NAME}-test',
+    f'{NAME}-train',
+    f'{NAME}-validation',
+  ]
+  source = tfds.data_source(f'{NAME}/viral', split='train', data_dir=str(data_dir))
   assert len(source) == 1
   assert source[0]['image'].shape == (256, 256, 1)
   assert source[0]['label'] == builder_lib.CLASS_NAMES.index('viral')
@@ -309,23 +309,22 @@ def test_tfds_build_cli(quirky_files, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_shared_data_counts_and_patient_split(shared_chest_xray_dir,
-                                              tmp_path):
+def test_shared_data_counts_and_patient_split(shared_chest_xray_dir, tmp_path):
   # The builder wants DIR holding chest_xray/; image_size 16 keeps it quick.
   config = _config(size=16, name='all_16')
   conftest.build_dataset(shared_chest_xray_dir.parent, tmp_path, config)
   got = _read_all(tmp_path, config.name)
   counts = collections.Counter(
-      (split, builder_lib.CLASS_NAMES[r['label']])
-      for split, records in got.items() for r in records.values())
-  for label, pool, test in (('normal', 1010, 134), ('bacterial', 1940, 217),
-                            ('viral', 1013, 137)):
+    (split, builder_lib.CLASS_NAMES[r['label']])
+    for split, records in got.items()
+    for r in records.values()
+  )
+  for label, pool, test in (('normal', 1010, 134), ('bacterial', 1940, 217), ('viral', 1013, 137)):
     assert counts['train', label] + counts['validation', label] == pool
     assert counts['test', label] == test
     # About VALIDATION_PERCENT % of the pool, carved by patient.
     assert 0.05 < counts['validation', label] / pool < 0.15
-  patients = {split: {r['patient_id'] for r in records.values()}
-              for split, records in got.items()}
+  patients = {split: {r['patient_id'] for r in records.values()} for split, records in got.items()}
   assert not patients['train'] & patients['validation']
   assert not patients['train'] & patients['test']
   assert not patients['validation'] & patients['test']
@@ -353,17 +352,21 @@ def test_copy_of_demo_as_zip_matches_folder(tmp_path):
 
 
 def test_empty_split_error_names_split(tmp_path):
-  _write_folder(tmp_path / 'manual', {
+  _write_folder(
+    tmp_path / 'manual',
+    {
       'chest_xray/train/NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(0)),
-      'chest_xray/test/NORMAL/IM-0002-0001.jpeg': _jpeg(_noise(1))})
+      'chest_xray/test/NORMAL/IM-0002-0001.jpeg': _jpeg(_noise(1)),
+    },
+  )
   with pytest.raises(ValueError, match=r"split\(s\) \['validation'\]"):
-    conftest.build_dataset(tmp_path / 'manual', tmp_path / 'tfds',
-                           _config(classes=('normal',)))
+    conftest.build_dataset(tmp_path / 'manual', tmp_path / 'tfds', _config(classes=('normal',)))
 
 
 def test_array_record_is_the_default_file_format(tmp_path):
   default = builder_lib.ChestXrayPneumonia(config='viral', data_dir=tmp_path)
   assert default.info.file_format == tfds.core.FileFormat.ARRAY_RECORD
   explicit = builder_lib.ChestXrayPneumonia(
-      config='viral', data_dir=tmp_path, file_format='tfrecord')
+    config='viral', data_dir=tmp_path, file_format='tfrecord'
+  )
   assert explicit.info.file_format == tfds.core.FileFormat.TFRECORD

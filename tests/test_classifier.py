@@ -13,8 +13,8 @@ from cxrgan_jax.metrics import features
 def trained(demo_tfds_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('clf')
   config = classifier.ClassifierConfig(
-      data_dir=demo_tfds_dir, resolution=64, num_steps=150, batch_size=32,
-      eval_every_steps=50, seed=0)
+    data_dir=demo_tfds_dir, resolution=64, num_steps=150, batch_size=32, eval_every_steps=50, seed=0
+  )
   metrics = classifier.train_and_evaluate(config, workdir)
   return workdir, config, metrics
 
@@ -48,23 +48,24 @@ def test_learns_above_chance(trained):
 
 def test_restored_checkpoint_reproduces_test_accuracy(trained, demo_tfds_dir):
   from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
   workdir, config, metrics = trained
   clf = classifier.load_classifier(workdir)
   assert clf.config == config
-  data = input_pipeline.load_images(config.dataset, 'test',
-                                    data_dir=demo_tfds_dir, resolution=64)
+  data = input_pipeline.load_images(config.dataset, 'test', data_dir=demo_tfds_dir, resolution=64)
   acc = float((clf.predict(data['image']) == data['label']).mean())
   assert acc == pytest.approx(metrics['test']['accuracy'])
 
 
 def test_cxr_extractor(trained, demo_tfds_dir):
   from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
   workdir, config, _ = trained
   extractor = features.get_extractor('cxr', workdir=str(workdir))
   assert extractor.name == 'cxr' and extractor.dim == config.feature_dim
   images = input_pipeline.load_images(
-      config.dataset, 'validation', data_dir=demo_tfds_dir, resolution=128,
-      max_images=10)['image']
+    config.dataset, 'validation', data_dir=demo_tfds_dir, resolution=128, max_images=10
+  )['image']
   feats = extractor(images, batch_size=4)
   assert feats.shape == (10, config.feature_dim) and feats.dtype == np.float32
   # 128-px inputs are resized to the classifier's 64 px inside the extractor.
@@ -80,14 +81,16 @@ def test_missing_workdir_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_shared_data_reaches_useful_accuracy(shared_chest_xray_dir,
-                                             tmp_path):
+def test_shared_data_reaches_useful_accuracy(shared_chest_xray_dir, tmp_path):
   """The documented figure: ~0.77 3-class, >0.95 pneumonia-vs-normal."""
   import conftest  # pylint: disable=g-import-not-at-top
+
   data_dir = tmp_path / 'tfds'
   conftest.build_dataset(shared_chest_xray_dir.parent, data_dir, 'all')
-  metrics = classifier.train_and_evaluate(classifier.ClassifierConfig(
-      data_dir=str(data_dir), resolution=64, num_steps=1500), tmp_path / 'clf')
+  metrics = classifier.train_and_evaluate(
+    classifier.ClassifierConfig(data_dir=str(data_dir), resolution=64, num_steps=1500),
+    tmp_path / 'clf',
+  )
   test = metrics['test']
   assert test['accuracy'] > 0.7, test
   assert test['pneumonia_sensitivity'] > 0.9, test

@@ -27,13 +27,13 @@ def test_num_scales_rule():
 
 def test_ms_ssim_identity_and_noise():
   smooth = _smooth_images(3, 64, 0)
-  np.testing.assert_allclose(diversity.ms_ssim(smooth, smooth), 1.0,
-                             atol=1e-5)
+  np.testing.assert_allclose(diversity.ms_ssim(smooth, smooth), 1.0, atol=1e-5)
   noise = np.random.default_rng(1).integers(0, 256, smooth.shape, np.uint8)
   assert np.all(diversity.ms_ssim(smooth, noise) < 0.2)
   # Slightly perturbed copies stay high, and the score is symmetric.
-  noisy = np.clip(smooth + np.random.default_rng(2).normal(
-      0, 5, smooth.shape), 0, 255).astype(np.uint8)
+  noisy = np.clip(smooth + np.random.default_rng(2).normal(0, 5, smooth.shape), 0, 255).astype(
+    np.uint8
+  )
   s = diversity.ms_ssim(smooth, noisy)
   assert np.all(s > 0.8) and np.all(s < 1.0)
   np.testing.assert_allclose(s, diversity.ms_ssim(noisy, smooth), rtol=1e-5)

@@ -37,17 +37,25 @@ def _write_folder(folder: pathlib.Path, images: np.ndarray) -> pathlib.Path:
 def setup(demo_tfds_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp('eval')
   load = lambda split: input_pipeline.load_images(
-      DATASET, split, data_dir=demo_tfds_dir, resolution=RES)['image']
+    DATASET, split, data_dir=demo_tfds_dir, resolution=RES
+  )['image']
   splits = {s: load(s) for s in ('train', 'validation', 'test')}
   clf_dir = root / 'clf'
-  classifier.train_and_evaluate(classifier.ClassifierConfig(
-      data_dir=demo_tfds_dir, resolution=RES, num_steps=60,
-      eval_every_steps=30), clf_dir)
+  classifier.train_and_evaluate(
+    classifier.ClassifierConfig(
+      data_dir=demo_tfds_dir, resolution=RES, num_steps=60, eval_every_steps=30
+    ),
+    clf_dir,
+  )
   return types.SimpleNamespace(
-      root=root, data_dir=demo_tfds_dir, clf_dir=str(clf_dir), splits=splits,
-      fake_dir=_write_folder(root / 'fake', splits['test']),
-      real_dir=_write_folder(root / 'real', splits['validation']),
-      train_dir=_write_folder(root / 'train', splits['train']))
+    root=root,
+    data_dir=demo_tfds_dir,
+    clf_dir=str(clf_dir),
+    splits=splits,
+    fake_dir=_write_folder(root / 'fake', splits['test']),
+    real_dir=_write_folder(root / 'real', splits['validation']),
+    train_dir=_write_folder(root / 'train', splits['train']),
+  )
 
 
 def _args(**overrides) -> evaluate.EvalArgs:
@@ -58,22 +66,40 @@ def _args(**overrides) -> evaluate.EvalArgs:
 
 def test_binary_real_vs_real_folders(setup):
   out = setup.root / 'out_folders'
-  cmd = [sys.executable, '-m', 'cxrgan_jax.evaluate',
-         f'--samples_dir={setup.fake_dir}', f'--real_dir={setup.real_dir}',
-         f'--train_dir={setup.train_dir}', '--features=pixels,cxr',
-         f'--classifier_workdir={setup.clf_dir}', f'--output_dir={out}',
-         '--ms_ssim_pairs=100', '--num_permutations=200', '--pixel_size=16']
+  cmd = [
+    sys.executable,
+    '-m',
+    'cxrgan_jax.evaluate',
+    f'--samples_dir={setup.fake_dir}',
+    f'--real_dir={setup.real_dir}',
+    f'--train_dir={setup.train_dir}',
+    '--features=pixels,cxr',
+    f'--classifier_workdir={setup.clf_dir}',
+    f'--output_dir={out}',
+    '--ms_ssim_pairs=100',
+    '--num_permutations=200',
+    '--pixel_size=16',
+  ]
   env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-  proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True,
-                        text=True, timeout=300, check=False)
+  proc = subprocess.run(
+    cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   m = json.loads((out / 'metrics.json').read_text())
   n_fake, n_real = len(setup.splits['test']), len(setup.splits['validation'])
   assert m['num_fake'] == n_fake and m['num_real'] == n_real
   for space in ('pixels', 'cxr'):
-    for key in ('fd', 'kid_{}_mean', 'one_nn_accuracy', 'one_nn_real_accuracy',
-                'precision', 'recall', 'memorization_copy_fraction',
-                'diversity_ratio', 'knn_same_set_fraction'):
+    for key in (
+      'fd',
+      'kid_{}_mean',
+      'one_nn_accuracy',
+      'one_nn_real_accuracy',
+      'precision',
+      'recall',
+      'memorization_copy_fraction',
+      'diversity_ratio',
+      'knn_same_set_fraction',
+    ):
       name = key.format(space) if '{}' in key else f'{key}_{space}'
       assert name in m, name
       assert np.isfinite(m[name]), (name, m[name])
@@ -86,29 +112,37 @@ def test_binary_real_vs_real_folders(setup):
   assert abs(m['ms_ssim_fake'] - m['ms_ssim_real']) < 0.1
   # FD between two real splits is far below FD to featureless noise (with
   # 28 vs 60 images, small-sample bias keeps it well above 0).
-  noise = np.random.default_rng(0).integers(
-      0, 256, setup.splits['test'].shape, np.uint8)
+  noise = np.random.default_rng(0).integers(0, 256, setup.splits['test'].shape, np.uint8)
   for space in ('pixels', 'cxr'):
-    extractor = evaluate.make_extractor(
-        space, pixel_size=16, classifier_workdir=setup.clf_dir)
+    extractor = evaluate.make_extractor(space, pixel_size=16, classifier_workdir=setup.clf_dir)
     fd_noise = frechet.frechet_distance_from_features(
-        extractor(setup.splits['validation']), extractor(noise))
-    assert m[f'fd_{space}'] < 0.3 * fd_noise, (space, m[f'fd_{space}'],
-                                               fd_noise)
+      extractor(setup.splits['validation']), extractor(noise)
+    )
+    assert m[f'fd_{space}'] < 0.3 * fd_noise, (space, m[f'fd_{space}'], fd_noise)
   report = (out / 'report.md').read_text()
   assert '`fd_cxr`' in report and 'closest_pairs_pixels.png' in report
-  for png in ('samples_fake.png', 'samples_real.png', 'closest_pairs_cxr.png',
-              'closest_pairs_pixels.png'):
+  for png in (
+    'samples_fake.png',
+    'samples_real.png',
+    'closest_pairs_cxr.png',
+    'closest_pairs_pixels.png',
+  ):
     with Image.open(out / png) as im:
       assert im.size[0] > RES
 
 
 def test_tfds_real_side_uses_cache_on_second_run(setup):
   cache = setup.root / 'cache'
-  kw = dict(samples_dir=str(setup.fake_dir), dataset=DATASET,
-            split='validation', data_dir=setup.data_dir, train_split='train',
-            features=['pixels', 'cxr'], classifier_workdir=setup.clf_dir,
-            cache_dir=str(cache))
+  kw = dict(
+    samples_dir=str(setup.fake_dir),
+    dataset=DATASET,
+    split='validation',
+    data_dir=setup.data_dir,
+    train_split='train',
+    features=['pixels', 'cxr'],
+    classifier_workdir=setup.clf_dir,
+    cache_dir=str(cache),
+  )
   first = evaluate.run(_args(output_dir=str(setup.root / 'run1'), **kw))
   info1 = json.loads((setup.root / 'run1/evaluation_info.json').read_text())
   assert not any(info1['cache'].values())
@@ -117,23 +151,33 @@ def test_tfds_real_side_uses_cache_on_second_run(setup):
   mtimes = [f.stat().st_mtime_ns for f in files]
   second = evaluate.run(_args(output_dir=str(setup.root / 'run2'), **kw))
   info2 = json.loads((setup.root / 'run2/evaluation_info.json').read_text())
-  assert info2['cache'] == {'pixels_real': True, 'pixels_train': True,
-                            'cxr_real': True, 'cxr_train': True}
+  assert info2['cache'] == {
+    'pixels_real': True,
+    'pixels_train': True,
+    'cxr_real': True,
+    'cxr_train': True,
+  }
   assert [f.stat().st_mtime_ns for f in files] == mtimes
   assert first == second
   # A different number of real images is a different cache entry.
-  evaluate.run(_args(output_dir=str(setup.root / 'run3'), max_real=20,
-                     **dict(kw, features=['pixels'])))
+  evaluate.run(
+    _args(output_dir=str(setup.root / 'run3'), max_real=20, **dict(kw, features=['pixels']))
+  )
   assert len(list(cache.glob('*.npz'))) == 5
 
 
 def test_copied_training_images_are_flagged(setup):
   out = setup.root / 'out_copies'
-  m = evaluate.run(_args(samples_dir=str(setup.train_dir),
-                         train_dir=str(setup.train_dir),
-                         real_dir=str(setup.real_dir), features=['cxr'],
-                         classifier_workdir=setup.clf_dir,
-                         output_dir=str(out)))
+  m = evaluate.run(
+    _args(
+      samples_dir=str(setup.train_dir),
+      train_dir=str(setup.train_dir),
+      real_dir=str(setup.real_dir),
+      features=['cxr'],
+      classifier_workdir=setup.clf_dir,
+      output_dir=str(out),
+    )
+  )
   # Only 'cxr' was asked for; the audit adds pixel space on its own.
   assert 'fd_pixels' not in m and 'fd_cxr' in m
   for space in ('cxr', 'pixels'):
@@ -146,13 +190,15 @@ def test_copied_training_images_are_flagged(setup):
 def test_real_split_statistics_and_fd_to_split(setup):
   extractor = evaluate.make_extractor('pixels', pixel_size=16)
   stats = evaluate.real_split_statistics(
-      DATASET, 'validation', setup.data_dir, RES, extractor,
-      setup.root / 'cache_stats')
+    DATASET, 'validation', setup.data_dir, RES, extractor, setup.root / 'cache_stats'
+  )
   assert stats.mu.shape == (extractor.dim,)
   fd_same = evaluate.frechet_distance_to_split(
-      setup.splits['validation'], extractor=extractor, real_stats=stats)
+    setup.splits['validation'], extractor=extractor, real_stats=stats
+  )
   fd_test = evaluate.frechet_distance_to_split(
-      setup.splits['test'], extractor=extractor, real_stats=stats)
+    setup.splits['test'], extractor=extractor, real_stats=stats
+  )
   # sqrtm of a rank-27 covariance is only accurate to ~1e-5 here.
   assert abs(fd_same) < 1e-3 * fd_test
 
@@ -187,7 +233,13 @@ def test_unknown_feature_and_missing_inputs(setup, tmp_path):
   with pytest.raises(ValueError, match='classifier_workdir'):
     evaluate.make_extractor('cxr')
   with pytest.raises(ValueError, match='Unknown feature spaces'):
-    evaluate.run(_args(samples_dir=str(setup.fake_dir), features=['vgg'],
-                       real_dir=str(setup.real_dir), output_dir=str(tmp_path)))
+    evaluate.run(
+      _args(
+        samples_dir=str(setup.fake_dir),
+        features=['vgg'],
+        real_dir=str(setup.real_dir),
+        output_dir=str(tmp_path),
+      )
+    )
   with pytest.raises(ValueError, match='exactly one'):
     evaluate.run(_args(output_dir=str(tmp_path)))

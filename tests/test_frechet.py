@@ -14,38 +14,31 @@ def test_analytic_unit_shift_in_2048d():
   d = 2048
   eye = np.eye(d)
   fd = frechet.frechet_distance(np.zeros(d), eye, np.ones(d), eye)
-  assert fd == pytest.approx(2048., abs=1e-6)
+  assert fd == pytest.approx(2048.0, abs=1e-6)
 
 
 def test_set_with_itself_is_zero():
-  x = np.random.default_rng(0).normal(size=(400, 32)) @ np.diag(
-      np.linspace(0.1, 3., 32))
+  x = np.random.default_rng(0).normal(size=(400, 32)) @ np.diag(np.linspace(0.1, 3.0, 32))
   stats = frechet.feature_statistics(x)
-  assert frechet.frechet_distance_from_stats(stats, stats) == pytest.approx(
-      0., abs=1e-8)
-  assert frechet.frechet_distance_from_features(x, x) == pytest.approx(
-      0., abs=1e-8)
+  assert frechet.frechet_distance_from_stats(stats, stats) == pytest.approx(0.0, abs=1e-8)
+  assert frechet.frechet_distance_from_features(x, x) == pytest.approx(0.0, abs=1e-8)
 
 
 def test_two_dimensional_closed_form():
   # For 2x2 M with positive eigenvalues,
   # tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)).
   # The covariances do not commute, so sqrtm(Σ1 Σ2) is not symmetric.
-  mu1, mu2 = np.array([0.5, -1.]), np.array([2., 1.])
-  s1 = np.array([[2., 0.8], [0.8, 1.]])
-  s2 = np.array([[1., -0.3], [-0.3, 0.5]])
-  tr_sqrt = np.sqrt(np.trace(s1 @ s2)
-                    + 2. * np.sqrt(np.linalg.det(s1) * np.linalg.det(s2)))
-  want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-          - 2. * tr_sqrt)
-  assert frechet.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
-      want, rel=1e-10)
+  mu1, mu2 = np.array([0.5, -1.0]), np.array([2.0, 1.0])
+  s1 = np.array([[2.0, 0.8], [0.8, 1.0]])
+  s2 = np.array([[1.0, -0.3], [-0.3, 0.5]])
+  tr_sqrt = np.sqrt(np.trace(s1 @ s2) + 2.0 * np.sqrt(np.linalg.det(s1) * np.linalg.det(s2)))
+  want = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt
+  assert frechet.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-10)
 
 
 def test_commuting_gaussians_reduce_to_per_axis_sums():
-  a, b = np.array([1., 4., 9.]), np.array([4., 4., 1.])
-  fd = frechet.frechet_distance(np.zeros(3), np.diag(a), np.zeros(3),
-                                np.diag(b))
+  a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+  fd = frechet.frechet_distance(np.zeros(3), np.diag(a), np.zeros(3), np.diag(b))
   assert fd == pytest.approx(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
 
 
@@ -65,16 +58,19 @@ def test_singular_covariances_use_eps():
   assert np.isfinite(fd)
   offset = eps * np.eye(4)
   covmean = scipy.linalg.sqrtm((sx.sigma + offset) @ (sy.sigma + offset))
-  want = (np.sum((sx.mu - sy.mu) ** 2) + np.trace(sx.sigma)
-          + np.trace(sy.sigma) - 2. * np.trace(covmean.real))
+  want = (
+    np.sum((sx.mu - sy.mu) ** 2)
+    + np.trace(sx.sigma)
+    + np.trace(sy.sigma)
+    - 2.0 * np.trace(covmean.real)
+  )
   assert fd == pytest.approx(want, rel=1e-9)
 
 
 def test_large_imaginary_component_raises():
   # Not a covariance: Σ2 has a negative eigenvalue, sqrtm has diagonal i.
   with pytest.raises(ValueError, match='imaginary component'):
-    frechet.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2),
-                             np.diag([-1., 1.]))
+    frechet.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([-1.0, 1.0]))
 
 
 def test_shape_mismatch_raises():
@@ -107,7 +103,5 @@ def test_matches_pytorch_fid():
   sx, sy = frechet.feature_statistics(x), frechet.feature_statistics(y)
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')  # Its sqrtm(disp=False) is deprecated.
-    want = fid_score.calculate_frechet_distance(sx.mu, sx.sigma, sy.mu,
-                                                sy.sigma)
-  assert frechet.frechet_distance_from_stats(sx, sy) == pytest.approx(
-      want, rel=1e-10)
+    want = fid_score.calculate_frechet_distance(sx.mu, sx.sigma, sy.mu, sy.sigma)
+  assert frechet.frechet_distance_from_stats(sx, sy) == pytest.approx(want, rel=1e-10)

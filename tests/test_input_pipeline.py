@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 
-from configs import base
 import conftest
-from cxrgan_jax import input_pipeline
 import jax
 import numpy as np
 import pytest
+
+from configs import base
+from cxrgan_jax import input_pipeline
 
 
 def _config(data_dir: str, **overrides):
@@ -58,8 +59,9 @@ def test_batch_shapes_dtypes_and_range(demo_tfds_dir):
 
 @pytest.mark.parametrize('resolution', [128, 256])
 def test_resolutions(demo_tfds_dir, resolution):
-  config = _config(demo_tfds_dir, dataset='chest_xray_pneumonia/viral',
-                   resolution=resolution, batch_size=2)
+  config = _config(
+    demo_tfds_dir, dataset='chest_xray_pneumonia/viral', resolution=resolution, batch_size=2
+  )
   batch = next(input_pipeline.create_train_iterator(config, seed=0))
   assert batch['image'].shape == (2, 1, resolution, resolution, 1)
   np.testing.assert_array_equal(batch['label'], 2)
@@ -88,8 +90,7 @@ def test_resumed_iterator_yields_the_same_batches(demo_tfds_dir):
 
 def _examples(config, n: int, **kwargs) -> list[str]:
   """Digests of the first n examples of a host pipeline, batch of one."""
-  ds = input_pipeline.train_dataset(config, seed=0, local_device_count=1,
-                                    **kwargs)
+  ds = input_pipeline.train_dataset(config, seed=0, local_device_count=1, **kwargs)
   return [_digest(b['image'][0, 0]) for b in itertools.islice(iter(ds), n)]
 
 
@@ -114,10 +115,10 @@ def test_hosts_read_disjoint_shards(demo_tfds_dir):
 
 
 def test_random_flip_mirrors_some_images(demo_tfds_dir):
-  plain = _take(input_pipeline.create_train_iterator(
-      _config(demo_tfds_dir), seed=0), 3)
-  flipped = _take(input_pipeline.create_train_iterator(
-      _config(demo_tfds_dir, random_flip=True), seed=0), 3)
+  plain = _take(input_pipeline.create_train_iterator(_config(demo_tfds_dir), seed=0), 3)
+  flipped = _take(
+    input_pipeline.create_train_iterator(_config(demo_tfds_dir, random_flip=True), seed=0), 3
+  )
   a = np.concatenate([b['image'].reshape(-1, 64, 64, 1) for b in plain])
   b = np.concatenate([b['image'].reshape(-1, 64, 64, 1) for b in flipped])
   same = [np.array_equal(x, y) for x, y in zip(a, b)]
@@ -128,24 +129,25 @@ def test_random_flip_mirrors_some_images(demo_tfds_dir):
 
 def test_config_errors_name_the_field(demo_tfds_dir, tmp_path):
   with pytest.raises(ValueError, match='config.batch_size'):
-    input_pipeline.create_train_iterator(
-        _config(demo_tfds_dir, batch_size=3), seed=0)
+    input_pipeline.create_train_iterator(_config(demo_tfds_dir, batch_size=3), seed=0)
   with pytest.raises(ValueError, match='config.resolution'):
-    input_pipeline.create_train_iterator(
-        _config(demo_tfds_dir, resolution=100), seed=0)
+    input_pipeline.create_train_iterator(_config(demo_tfds_dir, resolution=100), seed=0)
   missing = str(tmp_path / 'empty')
   with pytest.raises(FileNotFoundError) as err:
     input_pipeline.create_train_iterator(
-        _config(missing, dataset='chest_xray_pneumonia/viral'), seed=0)
-  assert (f'tfds build data_prep/chest_xray_pneumonia --config=viral '
-          f'--manual_dir=DIR --data_dir={missing}') in str(err.value)
+      _config(missing, dataset='chest_xray_pneumonia/viral'), seed=0
+    )
+  assert (
+    f'tfds build data_prep/chest_xray_pneumonia --config=viral '
+    f'--manual_dir=DIR --data_dir={missing}'
+  ) in str(err.value)
 
 
 def test_load_images(demo_tfds_dir):
-  data = input_pipeline.load_images('chest_xray_pneumonia/all', 'test',
-                                    data_dir=demo_tfds_dir, resolution=128)
-  n = input_pipeline.num_examples('chest_xray_pneumonia/all', 'test',
-                                  demo_tfds_dir)
+  data = input_pipeline.load_images(
+    'chest_xray_pneumonia/all', 'test', data_dir=demo_tfds_dir, resolution=128
+  )
+  n = input_pipeline.num_examples('chest_xray_pneumonia/all', 'test', demo_tfds_dir)
   assert n == 60
   assert data['image'].shape == (n, 128, 128, 1)
   assert data['image'].dtype == np.uint8
@@ -155,15 +157,21 @@ def test_load_images(demo_tfds_dir):
   assert all(f.startswith('chest_xray/test/') for f in data['filename'])
   assert all(p in f for p, f in zip(data['patient_id'], data['filename']))
 
-  again = input_pipeline.load_images('chest_xray_pneumonia/all', 'test',
-                                     data_dir=demo_tfds_dir, resolution=128)
+  again = input_pipeline.load_images(
+    'chest_xray_pneumonia/all', 'test', data_dir=demo_tfds_dir, resolution=128
+  )
   np.testing.assert_array_equal(again['image'], data['image'])
   np.testing.assert_array_equal(again['filename'], data['filename'])
 
   def sample(seed):
     return input_pipeline.load_images(
-        'chest_xray_pneumonia/all', 'test', data_dir=demo_tfds_dir,
-        resolution=64, max_images=10, seed=seed)['filename']
+      'chest_xray_pneumonia/all',
+      'test',
+      data_dir=demo_tfds_dir,
+      resolution=64,
+      max_images=10,
+      seed=seed,
+    )['filename']
 
   assert len(sample(0)) == 10
   assert set(sample(0)) <= set(data['filename'])
@@ -174,8 +182,8 @@ def test_load_images(demo_tfds_dir):
 def test_pipeline_pixels_match_stored_images(demo_tfds_dir):
   """At the stored size the pipeline only rescales uint8 to [-1, 1]."""
   stored = input_pipeline.load_images(
-      'chest_xray_pneumonia/normal', 'train', data_dir=demo_tfds_dir,
-      resolution=256)
+    'chest_xray_pneumonia/normal', 'train', data_dir=demo_tfds_dir, resolution=256
+  )
   config = _config(demo_tfds_dir, resolution=256, batch_size=2)
   batch = next(input_pipeline.create_train_iterator(config, seed=0))
   by_digest = {_digest(img): img for img in stored['image']}
@@ -228,9 +236,9 @@ print('loaded', sys.modules.get('tensorflow'), batch['image'].shape)
 
 def test_reading_needs_no_tensorflow(demo_tfds_dir):
   """Training hosts may lack TensorFlow: array_record + grain suffice."""
-  code = _WITHOUT_TENSORFLOW.format(root=str(conftest.PROJECT_ROOT),
-                                    data_dir=demo_tfds_dir)
-  run = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                       text=True, timeout=120, check=False)
+  code = _WITHOUT_TENSORFLOW.format(root=str(conftest.PROJECT_ROOT), data_dir=demo_tfds_dir)
+  run = subprocess.run(
+    [sys.executable, '-c', code], capture_output=True, text=True, timeout=120, check=False
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   assert 'loaded None (2, 2, 128, 128, 1)' in run.stdout  # 2 CPU devices.

@@ -8,8 +8,7 @@ from cxrgan_jax.metrics import memorization
 
 def _data(seed=0, n_train=300, n_test=200, dim=32):
   rng = np.random.default_rng(seed)
-  return (rng.normal(size=(n_train, dim)), rng.normal(size=(n_test, dim)),
-          rng)
+  return (rng.normal(size=(n_train, dim)), rng.normal(size=(n_test, dim)), rng)
 
 
 def test_copies_are_all_flagged():
@@ -45,19 +44,17 @@ def test_mixed_set_flags_exactly_the_copies():
 def test_closest_pairs_png(tmp_path):
   rng = np.random.default_rng(3)
   train_img = rng.integers(0, 256, (20, 16, 16, 1), dtype=np.uint8)
-  fake_img = np.concatenate([train_img[:3],
-                             rng.integers(0, 256, (5, 16, 16, 1), np.uint8)])
+  fake_img = np.concatenate([train_img[:3], rng.integers(0, 256, (5, 16, 16, 1), np.uint8)])
   flat = lambda x: x.reshape(len(x), -1).astype(np.float64)
   test_img = rng.integers(0, 256, (10, 16, 16, 1), dtype=np.uint8)
-  res = memorization.memorization_audit(flat(fake_img), flat(train_img),
-                                        flat(test_img))
+  res = memorization.memorization_audit(flat(fake_img), flat(train_img), flat(test_img))
   path = memorization.save_closest_pairs_png(
-      tmp_path / 'pairs.png', fake_img, train_img, res, num_pairs=4,
-      tile_size=32, space='pixels')
+    tmp_path / 'pairs.png', fake_img, train_img, res, num_pairs=4, tile_size=32, space='pixels'
+  )
   with Image.open(path) as im:
     assert im.size[1] > 4 * 32
     pixels = np.asarray(im.convert('RGB'))
   # The first row is gen #0 next to train #0, the same picture.
-  left = pixels[22:22 + 32, 4:4 + 32, 0]
-  right = pixels[22:22 + 32, 8 + 32:8 + 64, 0]
+  left = pixels[22 : 22 + 32, 4 : 4 + 32, 0]
+  right = pixels[22 : 22 + 32, 8 + 32 : 8 + 64, 0]
   np.testing.assert_array_equal(left, right)

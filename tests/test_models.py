@@ -29,6 +29,7 @@ def small_config(model: str, resolution: int = 64, spectral_norm=False):
 
 class Pair(NamedTuple):
   """An initialised model pair of the small test config."""
+
   config: ml_collections.ConfigDict
   g: nn.Module
   d: nn.Module
@@ -42,8 +43,7 @@ def make_pair(model: str) -> Pair:
   g, d = models.create_models(config)
   z = jax.random.normal(jax.random.PRNGKey(0), (8, config.latent_dim))
   g_vars = g.init(jax.random.PRNGKey(1), z, train=False)
-  d_vars = d.init(jax.random.PRNGKey(2), jnp.zeros((8, 64, 64, 1)),
-                  train=False)
+  d_vars = d.init(jax.random.PRNGKey(2), jnp.zeros((8, 64, 64, 1)), train=False)
   return Pair(config, g, d, g_vars, d_vars, z)
 
 
@@ -68,17 +68,15 @@ def pair(request) -> Pair:
 def resnet_sn_d() -> tuple[nn.Module, dict]:
   """The residual D with spectral norm, and its variables."""
   d = models.create_models(small_config('resnet', spectral_norm=True))[1]
-  return d, d.init(jax.random.PRNGKey(2), jnp.zeros((8, 64, 64, 1)),
-                   train=False)
+  return d, d.init(jax.random.PRNGKey(2), jnp.zeros((8, 64, 64, 1)), train=False)
 
 
 def test_shapes_dtypes_and_range_at_64(pair):
   g, d, g_vars, d_vars, z = pair[1:]
-  images, g_updates = g.apply(g_vars, 3. * z, train=True,
-                              mutable=['batch_stats'])
+  images, g_updates = g.apply(g_vars, 3.0 * z, train=True, mutable=['batch_stats'])
   assert images.shape == (8, 64, 64, 1) and images.dtype == jnp.float32
-  assert np.all(np.abs(np.asarray(images)) <= 1.)
-  assert float(jnp.std(images)) > 0.
+  assert np.all(np.abs(np.asarray(images)) <= 1.0)
+  assert float(jnp.std(images)) > 0.0
   assert 'batch_stats' in g_updates
   eval_images = g.apply(g_vars, z, train=False)
   assert eval_images.shape == (8, 64, 64, 1)
@@ -94,15 +92,12 @@ def test_spectral_norm_state_in_batch_stats(resnet_sn_d):
   x = jax.random.normal(jax.random.PRNGKey(5), (8, 64, 64, 1))
   logits, updates = d.apply(d_vars, x, train=True, mutable=['batch_stats'])
   assert logits.shape == (8,) and np.all(np.isfinite(np.asarray(logits)))
-  names = [str(path) for path, _ in
-           jax.tree_util.tree_leaves_with_path(updates['batch_stats'])]
+  names = [str(path) for path, _ in jax.tree_util.tree_leaves_with_path(updates['batch_stats'])]
   assert any('sigma' in n for n in names) and any('/u' in n for n in names)
   # Spectral norm adds no parameters: the same 'params' tree as without it.
   plain_d = models.create_models(small_config('resnet'))[1]
-  plain_vars = jax.eval_shape(
-      lambda: plain_d.init(jax.random.PRNGKey(2), x, train=False))
-  assert (jax.tree.map(jnp.shape, plain_vars['params']) ==
-          jax.tree.map(jnp.shape, d_vars['params']))
+  plain_vars = jax.eval_shape(lambda: plain_d.init(jax.random.PRNGKey(2), x, train=False))
+  assert jax.tree.map(jnp.shape, plain_vars['params']) == jax.tree.map(jnp.shape, d_vars['params'])
 
 
 @pytest.mark.parametrize('model', FAMILIES)
@@ -112,14 +107,11 @@ def test_shapes_at_higher_resolution(model, resolution):
   config = small_config(model, resolution)
   g, d = models.create_models(config)
   z = jax.ShapeDtypeStruct((2, config.latent_dim), jnp.float32)
-  g_vars = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(0), z,
-                                           train=False), z)
+  g_vars = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(0), z, train=False), z)
   images = jax.eval_shape(lambda v, z: g.apply(v, z, train=False), g_vars, z)
   assert images.shape == (2, resolution, resolution, 1)
-  d_vars = jax.eval_shape(lambda x: d.init(jax.random.PRNGKey(0), x,
-                                           train=False), images)
-  logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars,
-                          images)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.PRNGKey(0), x, train=False), images)
+  logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, images)
   assert logits.shape == (2,) and logits.dtype == jnp.float32
 
 
@@ -131,26 +123,29 @@ class _NearestThenConv(nn.Module):
     return nn.Conv(self.features, (3, 3))(layers.upsample_nearest_2x(x))
 
 
-@pytest.mark.parametrize('layer,reference', [
-    (layers.ConvTranspose4x4,
-     lambda f: nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding='SAME')),
+@pytest.mark.parametrize(
+  'layer,reference',
+  [
+    (
+      layers.ConvTranspose4x4,
+      lambda f: nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding='SAME'),
+    ),
     (layers.UpsampleConv3x3, _NearestThenConv),
-])
+  ],
+)
 def test_sub_pixel_layers_equal_the_layers_they_replace(layer, reference):
   # Odd, non-square sizes exercise both borders of both phases.
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 3))
   ours = layer(2)
   variables = ours.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(
-      lambda a: jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
+  variables = jax.tree.map(lambda a: jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
   ref_module = reference(2)
   ref_params = ref_module.init(jax.random.PRNGKey(1), x)['params']
   # Same parameters; _NearestThenConv nests its conv one level deeper.
   params = variables['params']
   if 'Conv_0' in ref_params:
     params = {'Conv_0': params}
-  assert (jax.tree.map(jnp.shape, params) ==
-          jax.tree.map(jnp.shape, ref_params))
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_params)
   ref_vars = {'params': params}
   got = jax.jit(ours.apply)(variables, x)
   want = jax.jit(ref_module.apply)(ref_vars, x)
@@ -164,8 +159,9 @@ def test_depth_to_space_layout():
   assert y.shape == (2, 4, 6, 2)
   for i in range(2):
     for j in range(2):
-      np.testing.assert_array_equal(y[:, i::2, j::2, :],
-                                    x[..., (2 * i + j) * 2:(2 * i + j + 1) * 2])
+      np.testing.assert_array_equal(
+        y[:, i::2, j::2, :], x[..., (2 * i + j) * 2 : (2 * i + j + 1) * 2]
+      )
 
 
 def test_resampling_helpers():
@@ -180,9 +176,13 @@ def test_resampling_helpers():
 
 
 def test_dcgan_init_is_normal_002(dcgan_pair):
-  kernels = [a for path, a in jax.tree_util.tree_leaves_with_path(
-      (dcgan_pair.g_vars['params'], dcgan_pair.d_vars['params']))
-             if 'kernel' in str(path[-1])]
+  kernels = [
+    a
+    for path, a in jax.tree_util.tree_leaves_with_path(
+      (dcgan_pair.g_vars['params'], dcgan_pair.d_vars['params'])
+    )
+    if 'kernel' in str(path[-1])
+  ]
   flat = np.concatenate([np.ravel(k) for k in kernels])
   assert abs(flat.std() - 0.02) < 0.002 and abs(flat.mean()) < 0.002
 
@@ -190,56 +190,58 @@ def test_dcgan_init_is_normal_002(dcgan_pair):
 def _single_and_pmapped(single, multi, variables, inputs, axis_name):
   """Train-mode outputs and batch_stats: `single` on the whole batch, `multi`
   pmapped over the batch split in two."""
+
   def call(module, v, x):
     return module.apply(v, x, train=True, mutable=['batch_stats'])
 
   single_out, single_stats = call(single, variables, inputs)
   n = jax.local_device_count()
   shards = inputs.reshape(n, inputs.shape[0] // n, *inputs.shape[1:])
-  replicated = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)),
-                            variables)
-  multi_out, multi_stats = jax.pmap(
-      lambda v, x: call(multi, v, x), axis_name=axis_name)(replicated, shards)
-  return (single_out, single_stats, multi_out.reshape(single_out.shape),
-          jax.tree.map(lambda a: a[0], multi_stats))
+  replicated = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), variables)
+  multi_out, multi_stats = jax.pmap(lambda v, x: call(multi, v, x), axis_name=axis_name)(
+    replicated, shards
+  )
+  return (
+    single_out,
+    single_stats,
+    multi_out.reshape(single_out.shape),
+    jax.tree.map(lambda a: a[0], multi_stats),
+  )
 
 
-@pytest.mark.parametrize('model,net', [('dcgan', 'g'), ('dcgan', 'd'),
-                                       ('resnet', 'g')])  # resnet D: no BN.
+@pytest.mark.parametrize(
+  'model,net', [('dcgan', 'g'), ('dcgan', 'd'), ('resnet', 'g')]
+)  # resnet D: no BN.
 def test_batchnorm_syncs_across_devices(request, model, net):
   assert jax.local_device_count() == 2, 'conftest should expose 2 CPU devices'
   config, g, d, g_vars, d_vars, z = request.getfixturevalue(f'{model}_pair')
   if net == 'g':
-    single, variables, inputs = g, g_vars, 3. * z
+    single, variables, inputs = g, g_vars, 3.0 * z
   else:
-    single, variables, inputs = d, d_vars, g.apply(g_vars, 3. * z,
-                                                   train=False)
+    single, variables, inputs = d, d_vars, g.apply(g_vars, 3.0 * z, train=False)
   synced = models.create_models(config, axis_name='batch')[net == 'd']
-  s_out, s_stats, m_out, m_stats = _single_and_pmapped(
-      single, synced, variables, inputs, 'batch')
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
-                                                       atol=1e-5),
-               s_stats, m_stats)
+  s_out, s_stats, m_out, m_stats = _single_and_pmapped(single, synced, variables, inputs, 'batch')
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), s_stats, m_stats
+  )
   np.testing.assert_allclose(s_out, m_out, rtol=1e-4, atol=1e-5)
   if net == 'd':
     # Control: without axis_name each device normalises its own half, so the
     # running statistics differ; the check above is therefore not vacuous.
-    _, _, _, u_stats = _single_and_pmapped(single, single, variables, inputs,
-                                           'batch')
-    diffs = jax.tree.leaves(jax.tree.map(
-        lambda a, b: float(jnp.max(jnp.abs(a - b))), s_stats, u_stats))
+    _, _, _, u_stats = _single_and_pmapped(single, single, variables, inputs, 'batch')
+    diffs = jax.tree.leaves(
+      jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), s_stats, u_stats)
+    )
     assert max(diffs) > 1e-4
 
 
 @pytest.mark.parametrize('spectral_norm', [False, True])
-def test_resnet_discriminator_is_per_sample(resnet_pair, resnet_sn_d,
-                                            spectral_norm):
+def test_resnet_discriminator_is_per_sample(resnet_pair, resnet_sn_d, spectral_norm):
   # No batch coupling in D: the basis for a clean per-sample R1 penalty.
-  d, d_vars = (resnet_sn_d if spectral_norm else
-               (resnet_pair.d, resnet_pair.d_vars))
+  d, d_vars = resnet_sn_d if spectral_norm else (resnet_pair.d, resnet_pair.d_vars)
   assert ('batch_stats' in d_vars) == spectral_norm
   x = jax.random.normal(jax.random.PRNGKey(5), (8, 64, 64, 1))
-  y = x.at[1:].multiply(-2.)
+  y = x.at[1:].multiply(-2.0)
   lx, _ = d.apply(d_vars, x, train=True, mutable=['batch_stats'])
   ly, _ = d.apply(d_vars, y, train=True, mutable=['batch_stats'])
   np.testing.assert_allclose(lx[0], ly[0], rtol=1e-5)
@@ -249,28 +251,28 @@ def test_resnet_discriminator_is_per_sample(resnet_pair, resnet_sn_d,
 def test_spectral_norm_bounds_the_kernel(resnet_sn_d):
   d, d_vars = resnet_sn_d
   x = jax.random.normal(jax.random.PRNGKey(5), (2, 64, 64, 1))
-  step = jax.jit(lambda v: d.apply(v, x, train=True,
-                                   mutable=['batch_stats'])[1])
+  step = jax.jit(lambda v: d.apply(v, x, train=True, mutable=['batch_stats'])[1])
   for _ in range(30):  # Power iteration converges over training calls.
     d_vars = {**d_vars, **step(d_vars)}
-  sigma_est = d_vars['batch_stats']['DBlock_0']['SpectralNorm_1'][
-      'Conv_1/kernel/sigma']
+  sigma_est = d_vars['batch_stats']['DBlock_0']['SpectralNorm_1']['Conv_1/kernel/sigma']
   kernel = np.asarray(d_vars['params']['DBlock_0']['Conv_1']['kernel'])
   sigma_true = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), 2)
   np.testing.assert_allclose(sigma_est, sigma_true, rtol=1e-2)
 
 
-@pytest.mark.parametrize('field,value,message', [
+@pytest.mark.parametrize(
+  'field,value,message',
+  [
     ('model', 'stylegan', 'config.model'),
     ('resolution', 96, 'config.resolution=96 is not supported'),
     ('latent_dim', 0, 'config.latent_dim'),
     ('g_channels', -8, 'config.g_channels'),
     ('d_channels', 32.5, 'config.d_channels'),
-])
+  ],
+)
 def test_validate_model_config_names_the_field(field, value, message):
   # A fresh ConfigDict, so its type checks accept the wrong-typed value.
-  config = ml_collections.ConfigDict(
-      {**small_config('dcgan').to_dict(), field: value})
+  config = ml_collections.ConfigDict({**small_config('dcgan').to_dict(), field: value})
   with pytest.raises(ValueError, match=message):
     models.validate_model_config(config)
   with pytest.raises(ValueError, match=message):

@@ -38,8 +38,7 @@ def run_one_step(config, num_devices: int, real: np.ndarray):
   sharded = real.reshape(d, num_devices, b // num_devices, *real.shape[2:]).swapaxes(0, 1)
   rstate = steps.replicate(state, devices)
   rstate, metrics = p_step(rstate, {'image': sharded})
-  return (jax.device_get(steps.unreplicate(rstate)),
-          jax.device_get(steps.unreplicate(metrics)))
+  return (jax.device_get(steps.unreplicate(rstate)), jax.device_get(steps.unreplicate(metrics)))
 
 
 def test_two_devices_equal_one_device_on_the_same_global_batch():
@@ -82,8 +81,10 @@ def test_resnet_step_learns_and_adapts_augmentation():
   assert int(after.step) == 1 and metrics['finite'] == 1.0
   assert metrics['r1'] >= 0.0 and 0.0 <= metrics['d_real'] <= 1.0
   for name in ('g_params', 'd_params'):
-    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(getattr(before, name)),
-                                                    jax.tree.leaves(getattr(after, name)))]
+    moved = [
+      not np.allclose(a, b)
+      for a, b in zip(jax.tree.leaves(getattr(before, name)), jax.tree.leaves(getattr(after, name)))
+    ]
     assert any(moved), name
   expected = config.batch_size / config.augment.adjust_images
   np.testing.assert_allclose(after.augment_p, expected, rtol=1e-6)
@@ -101,14 +102,17 @@ def test_non_finite_step_keeps_the_old_state():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize('field,value,message', [
+@pytest.mark.parametrize(
+  'field,value,message',
+  [
     ('resolution', 96, 'config.resolution'),
     ('batch_size', 7, 'config.batch_size'),
     ('loss', 'wasserstein', 'config.loss'),
     ('model', 'stylegan9', 'config.model'),
     ('d_steps', 0, 'config.d_steps'),
     ('ema_decay', 1.5, 'config.ema_decay'),
-])
+  ],
+)
 def test_impossible_configs_fail_naming_the_field(field, value, message):
   config = tiny_config()
   config[field] = value

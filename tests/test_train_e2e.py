@@ -24,9 +24,16 @@ pytestmark = pytest.mark.slow
 
 def small_overrides(data_dir, steps: int) -> dict:
   return {
-      'data_dir': str(data_dir), 'num_train_steps': steps, 'batch_size': 8,
-      'latent_dim': 16, 'g_channels': 32, 'd_channels': 32, 'log_every_steps': 2,
-      'sample_every_steps': 4, 'checkpoint_every_steps': 4, 'num_sample_images': 16,
+    'data_dir': str(data_dir),
+    'num_train_steps': steps,
+    'batch_size': 8,
+    'latent_dim': 16,
+    'g_channels': 32,
+    'd_channels': 32,
+    'log_every_steps': 2,
+    'sample_every_steps': 4,
+    'checkpoint_every_steps': 4,
+    'num_sample_images': 16,
   }
 
 
@@ -39,8 +46,13 @@ def small_config(data_dir, steps: int):
 
 def main_command(workdir, data_dir, steps: int) -> list[str]:
   flags = [f'--config.{k}={v}' for k, v in small_overrides(data_dir, steps).items()]
-  return [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT / "configs/demo.py"}',
-          f'--workdir={workdir}', *flags]
+  return [
+    sys.executable,
+    str(ROOT / 'main.py'),
+    f'--config={ROOT / "configs/demo.py"}',
+    f'--workdir={workdir}',
+    *flags,
+  ]
 
 
 def subprocess_env():
@@ -88,14 +100,25 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   assert manifest['step'] == 8 and manifest['seed'] == 3
   again = sample.generate_images(workdir, 10, seed=3)
   from PIL import Image
+
   first = np.asarray(Image.open(pngs[0]))
   np.testing.assert_array_equal(first, again[0, ..., 0])
 
   report = tmp_path / 'eval'
-  metrics = evaluate.run(evaluate.EvalArgs(
-      output_dir=str(report), workdir=str(workdir), num_samples=24,
-      dataset='chest_xray_pneumonia/normal', split='test', data_dir=str(demo_tfds_dir),
-      features=('pixels',), cache_dir='', ms_ssim_pairs=20, num_permutations=50))
+  metrics = evaluate.run(
+    evaluate.EvalArgs(
+      output_dir=str(report),
+      workdir=str(workdir),
+      num_samples=24,
+      dataset='chest_xray_pneumonia/normal',
+      split='test',
+      data_dir=str(demo_tfds_dir),
+      features=('pixels',),
+      cache_dir='',
+      ms_ssim_pairs=20,
+      num_permutations=50,
+    )
+  )
   assert np.isfinite(metrics['fd_pixels']) and metrics['fd_pixels'] > 0
   assert 0.0 <= metrics['one_nn_accuracy_pixels'] <= 1.0
   assert json.loads((report / 'metrics.json').read_text())['fd_pixels'] == metrics['fd_pixels']
@@ -111,12 +134,18 @@ def test_resume_after_sigkill_is_bit_exact(demo_tfds_dir, tmp_path):
   steps = 12
   env = subprocess_env()
   straight = tmp_path / 'straight'
-  subprocess.run(main_command(straight, demo_tfds_dir, steps), check=True, env=env,
-                 cwd=ROOT, capture_output=True)
+  subprocess.run(
+    main_command(straight, demo_tfds_dir, steps), check=True, env=env, cwd=ROOT, capture_output=True
+  )
 
   killed = tmp_path / 'killed'
-  proc = subprocess.Popen(main_command(killed, demo_tfds_dir, steps), env=env, cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    main_command(killed, demo_tfds_dir, steps),
+    env=env,
+    cwd=ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 300
   while not (killed / 'checkpoints' / '4').is_dir():
     assert proc.poll() is None, 'run ended before its first checkpoint'
@@ -127,8 +156,9 @@ def test_resume_after_sigkill_is_bit_exact(demo_tfds_dir, tmp_path):
   saved = sorted(int(p.name) for p in (killed / 'checkpoints').iterdir() if p.name.isdigit())
   assert saved and saved[-1] < steps, f'killed too late: {saved}'
 
-  resumed = subprocess.run(main_command(killed, demo_tfds_dir, steps), env=env, cwd=ROOT,
-                           capture_output=True, text=True)
+  resumed = subprocess.run(
+    main_command(killed, demo_tfds_dir, steps), env=env, cwd=ROOT, capture_output=True, text=True
+  )
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert 'Resumed from step' in resumed.stderr
 

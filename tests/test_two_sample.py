@@ -41,23 +41,20 @@ def test_separated_distributions_are_distinguished():
   assert res.real_accuracy > 0.98 and res.fake_accuracy > 0.98
   assert res.knn_same_set > 0.98
   assert res.p_value < 0.01
-  assert set(res.as_dict('_cxr')) >= {'one_nn_accuracy_cxr',
-                                      'one_nn_real_accuracy_cxr'}
+  assert set(res.as_dict('_cxr')) >= {'one_nn_accuracy_cxr', 'one_nn_real_accuracy_cxr'}
 
 
 def test_copies_drive_accuracy_below_chance():
   rng = np.random.default_rng(3)
   real = rng.normal(size=(200, 16))
-  res = two_sample.one_nn_two_sample_test(real, real + 1e-9,
-                                          num_permutations=0)
+  res = two_sample.one_nn_two_sample_test(real, real + 1e-9, num_permutations=0)
   assert res.accuracy < 0.05
   assert np.isnan(res.p_value)
 
 
 def test_dropped_mode_shows_in_real_accuracy():
   rng = np.random.default_rng(4)
-  real = np.concatenate([rng.normal(size=(150, 8)),
-                         rng.normal(size=(150, 8)) + 10.0])
+  real = np.concatenate([rng.normal(size=(150, 8)), rng.normal(size=(150, 8)) + 10.0])
   fake = rng.normal(size=(300, 8))  # Only the first mode.
   res = two_sample.one_nn_two_sample_test(real, fake, num_permutations=0)
   # Real points of the dropped mode are all classified right; those of the

@@ -28,17 +28,16 @@ SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def mean_pairwise_distance(features: np.ndarray, *,
-                           chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
-                           ) -> float:
+def mean_pairwise_distance(
+  features: np.ndarray, *, chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
+) -> float:
   """Mean Euclidean distance over all unordered pairs i != j of [N, D] features."""
   features = np.asarray(features)
   n = features.shape[0]
   if n < 2:
     raise ValueError('Need at least 2 points for a pairwise distance.')
   total = 0.0
-  for _, d in neighbours.distance_chunks(features, features,
-                                         chunk_size=chunk_size):
+  for _, d in neighbours.distance_chunks(features, features, chunk_size=chunk_size):
     total += float(d.sum())  # The diagonal is ~0 and adds nothing.
   return total / (n * (n - 1))
 
@@ -52,7 +51,7 @@ def ms_ssim_num_scales(size: int, window: int = SSIM_WINDOW) -> int:
   SSIM term the standard one; the weights of the kept scales are renormalised.
   """
   scales = 1
-  while scales < len(MS_SSIM_WEIGHTS) and size // 2 ** scales >= window:
+  while scales < len(MS_SSIM_WEIGHTS) and size // 2**scales >= window:
     scales += 1
   if size < window:
     raise ValueError(f'MS-SSIM needs images of at least {window} px, got {size}.')
@@ -74,8 +73,7 @@ def _filter(x: jax.Array, g: jax.Array) -> jax.Array:
   return x[:, 0]
 
 
-def _ssim_terms(x: jax.Array, y: jax.Array, g: jax.Array
-                ) -> tuple[jax.Array, jax.Array]:
+def _ssim_terms(x: jax.Array, y: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Mean luminance and contrast-structure terms, each float32 [B]."""
   c1, c2 = (SSIM_K1 * 255.0) ** 2, (SSIM_K2 * 255.0) ** 2
   mx, my = _filter(x, g), _filter(y, g)
@@ -103,14 +101,15 @@ def _ms_ssim(x: jax.Array, y: jax.Array, num_scales: int) -> jax.Array:
     else:
       result *= cs ** w[scale]
       b, h, wd = x.shape
-      x = x[:, :h // 2 * 2, :wd // 2 * 2].reshape(b, h // 2, 2, wd // 2, 2)
-      y = y[:, :h // 2 * 2, :wd // 2 * 2].reshape(b, h // 2, 2, wd // 2, 2)
+      x = x[:, : h // 2 * 2, : wd // 2 * 2].reshape(b, h // 2, 2, wd // 2, 2)
+      y = y[:, : h // 2 * 2, : wd // 2 * 2].reshape(b, h // 2, 2, wd // 2, 2)
       x, y = x.mean(axis=(2, 4)), y.mean(axis=(2, 4))
   return result
 
 
-def ms_ssim(x: np.ndarray, y: np.ndarray, *, num_scales: int | None = None,
-            batch_size: int = 64) -> np.ndarray:
+def ms_ssim(
+  x: np.ndarray, y: np.ndarray, *, num_scales: int | None = None, batch_size: int = 64
+) -> np.ndarray:
   """MS-SSIM of image pairs.
 
   Args:
@@ -134,8 +133,8 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, *, num_scales: int | None = None,
   scales = num_scales or ms_ssim_num_scales(min(x.shape[1:]))
   out = []
   for start in range(0, x.shape[0], batch_size):
-    xb = x[start:start + batch_size].astype(np.float32)
-    yb = y[start:start + batch_size].astype(np.float32)
+    xb = x[start : start + batch_size].astype(np.float32)
+    yb = y[start : start + batch_size].astype(np.float32)
     valid = xb.shape[0]
     if valid < batch_size:
       pad = ((0, batch_size - valid), (0, 0), (0, 0))
@@ -144,8 +143,9 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, *, num_scales: int | None = None,
   return np.concatenate(out)
 
 
-def mean_ms_ssim(images: np.ndarray, *, num_pairs: int = 1000, seed: int = 0,
-                 num_scales: int | None = None) -> float:
+def mean_ms_ssim(
+  images: np.ndarray, *, num_pairs: int = 1000, seed: int = 0, num_scales: int | None = None
+) -> float:
   """Mean MS-SSIM over `num_pairs` random pairs (i != j) of one set."""
   images = np.asarray(images)
   n = images.shape[0]
@@ -157,9 +157,9 @@ def mean_ms_ssim(images: np.ndarray, *, num_pairs: int = 1000, seed: int = 0,
   return float(ms_ssim(images[i], images[j], num_scales=num_scales).mean())
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3,
-                     chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
-                     ) -> tuple[float, float]:
+def precision_recall(
+  real: np.ndarray, fake: np.ndarray, *, k: int = 3, chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
+) -> tuple[float, float]:
   """Improved precision and recall (Kynkäänniemi et al. 2019).
 
   Args:
@@ -171,19 +171,16 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3,
   Returns:
     (precision, recall), each in [0, 1].
   """
-  return (_coverage(real, fake, k, chunk_size),
-          _coverage(fake, real, k, chunk_size))
+  return (_coverage(real, fake, k, chunk_size), _coverage(fake, real, k, chunk_size))
 
 
-def _coverage(manifold: np.ndarray, query: np.ndarray, k: int,
-              chunk_size: int) -> float:
+def _coverage(manifold: np.ndarray, query: np.ndarray, k: int, chunk_size: int) -> float:
   """Fraction of query points inside a k-NN ball of some manifold point."""
-  radii, _ = neighbours.nearest_neighbours(manifold, manifold, k,
-                                           exclude_self=True,
-                                           chunk_size=chunk_size)
+  radii, _ = neighbours.nearest_neighbours(
+    manifold, manifold, k, exclude_self=True, chunk_size=chunk_size
+  )
   radii = radii[:, -1]
   inside = []
-  for _, d in neighbours.distance_chunks(query, manifold,
-                                         chunk_size=chunk_size):
+  for _, d in neighbours.distance_chunks(query, manifold, chunk_size=chunk_size):
     inside.append(np.any(d <= radii[None, :], axis=1))
   return float(np.concatenate(inside).mean())

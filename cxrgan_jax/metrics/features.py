@@ -8,8 +8,8 @@ dropped, so each input size compiles exactly once.
 """
 
 import collections
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 from typing import Any, Protocol
 
 import jax
@@ -23,12 +23,13 @@ from cxrgan_jax.metrics import inception_weights
 
 class FeatureExtractor(Protocol):
   """uint8 images [N, H, W, 1|3] -> float32 features [N, dim]."""
+
   name: str
   dim: int
 
-  def __call__(self, images: np.ndarray, *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
-    ...
+  def __call__(
+    self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> np.ndarray: ...
 
 
 # (variables, uint8 batch [B, H, W, C]) -> tuple of [B, ...] outputs.
@@ -40,8 +41,10 @@ def _check_images(images: np.ndarray) -> np.ndarray:
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f'expected [N, H, W, 1|3] images, got {images.shape}')
   if images.dtype != np.uint8:
-    raise ValueError(f'expected uint8 images in [0, 255], got {images.dtype}; '
-                     'quantise generator output as it would be saved')
+    raise ValueError(
+      f'expected uint8 images in [0, 255], got {images.dtype}; '
+      'quantise generator output as it would be saved'
+    )
   return images
 
 
@@ -53,6 +56,7 @@ class BatchedExtractor:
   of width `dim`, the others (e.g. Inception logits) are reachable through
   `run_all`.
   """
+
   name: str
   dim: int
   batch_fn: BatchFn
@@ -61,15 +65,16 @@ class BatchedExtractor:
   def __post_init__(self):
     self._jitted = jax.jit(self.batch_fn)
 
-  def run_all(self, images: np.ndarray, *, batch_size: int = 64,
-              progress: bool = False) -> tuple[np.ndarray, ...]:
+  def run_all(
+    self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> tuple[np.ndarray, ...]:
     """All outputs of `batch_fn` for all images, as float32 NumPy arrays."""
     images = _check_images(images)
     n = images.shape[0]
     if n == 0:
       shapes = jax.eval_shape(
-          self.batch_fn, self.variables,
-          jax.ShapeDtypeStruct((1,) + images.shape[1:], jnp.uint8))
+        self.batch_fn, self.variables, jax.ShapeDtypeStruct((1,) + images.shape[1:], jnp.uint8)
+      )
       return tuple(np.zeros((0,) + s.shape[1:], np.float32) for s in shapes)
     batch_size = max(1, min(batch_size, n))
     pending, outputs = collections.deque(), None
@@ -86,7 +91,7 @@ class BatchedExtractor:
     if progress:
       starts = tqdm.tqdm(starts, desc=f'{self.name} features', unit='batch')
     for start in starts:
-      batch = images[start:start + batch_size]
+      batch = images[start : start + batch_size]
       real = batch.shape[0]
       if real < batch_size:
         pad = np.zeros((batch_size - real,) + batch.shape[1:], np.uint8)
@@ -100,38 +105,38 @@ class BatchedExtractor:
       collect()
     return tuple(np.concatenate(acc) for acc in outputs)
 
-  def __call__(self, images: np.ndarray, *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+  def __call__(
+    self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> np.ndarray:
     return self.run_all(images, batch_size=batch_size, progress=progress)[0]
 
 
 class InceptionExtractor(BatchedExtractor):
   """pool3 features [N, 2048]; `logits` / `features_and_logits` for IS."""
 
-  def logits(self, images: np.ndarray, *, batch_size: int = 64,
-             progress: bool = False) -> np.ndarray:
+  def logits(
+    self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> np.ndarray:
     """[N, 1008] float32 logits of the FID Inception."""
     return self.run_all(images, batch_size=batch_size, progress=progress)[1]
 
-  def features_and_logits(self, images: np.ndarray, *, batch_size: int = 64,
-                          progress: bool = False
-                          ) -> tuple[np.ndarray, np.ndarray]:
+  def features_and_logits(
+    self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> tuple[np.ndarray, np.ndarray]:
     """pool3 [N, 2048] and logits [N, 1008] from one pass over the images."""
-    pool3, logits = self.run_all(images, batch_size=batch_size,
-                                 progress=progress)
+    pool3, logits = self.run_all(images, batch_size=batch_size, progress=progress)
     return pool3, logits
 
 
-def _inception_batch(variables: Any, batch: jax.Array
-                     ) -> tuple[jax.Array, jax.Array]:
-  x = inception.preprocess(batch.astype(jnp.float32) / 255.)
+def _inception_batch(variables: Any, batch: jax.Array) -> tuple[jax.Array, jax.Array]:
+  x = inception.preprocess(batch.astype(jnp.float32) / 255.0)
   with jax.default_matmul_precision('float32'):
     return inception.InceptionV3().apply(variables, x)
 
 
-def inception_extractor(weights_path: str | None = None, *,
-                        variables: Any = None,
-                        allow_download: bool = True) -> InceptionExtractor:
+def inception_extractor(
+  weights_path: str | None = None, *, variables: Any = None, allow_download: bool = True
+) -> InceptionExtractor:
   """The FID Inception (pytorch-fid weights) as a feature extractor.
 
   Args:
@@ -143,10 +148,10 @@ def inception_extractor(weights_path: str | None = None, *,
   """
   if variables is None:
     variables = inception_weights.load_inception_variables(
-        weights_path, allow_download=allow_download)
+      weights_path, allow_download=allow_download
+    )
   variables = jax.device_put(jax.tree_util.tree_map(jnp.asarray, variables))
-  return InceptionExtractor('inception', inception.POOL3_DIM,
-                            _inception_batch, variables)
+  return InceptionExtractor('inception', inception.POOL3_DIM, _inception_batch, variables)
 
 
 def pixel_extractor(size: int = 64) -> BatchedExtractor:
@@ -159,12 +164,11 @@ def pixel_extractor(size: int = 64) -> BatchedExtractor:
 
   def batch_fn(variables: Any, batch: jax.Array) -> tuple[jax.Array]:
     del variables
-    x = batch.astype(jnp.float32) / 255.
+    x = batch.astype(jnp.float32) / 255.0
     x = jnp.mean(x, axis=-1, keepdims=True)
     if x.shape[1:3] != (size, size):
-      x = jax.image.resize(x, (x.shape[0], size, size, 1), 'linear',
-                           antialias=True)
-    return (jnp.clip(x, 0., 1.).reshape(x.shape[0], size * size),)
+      x = jax.image.resize(x, (x.shape[0], size, size, 1), 'linear', antialias=True)
+    return (jnp.clip(x, 0.0, 1.0).reshape(x.shape[0], size * size),)
 
   return BatchedExtractor('pixels', size * size, batch_fn)
 
@@ -172,8 +176,7 @@ def pixel_extractor(size: int = 64) -> BatchedExtractor:
 _REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {}
 
 
-def register_extractor(name: str,
-                       factory: Callable[..., FeatureExtractor]) -> None:
+def register_extractor(name: str, factory: Callable[..., FeatureExtractor]) -> None:
   """Makes `get_extractor(name, **kwargs)` call `factory(**kwargs)`."""
   _REGISTRY[name] = factory
 
@@ -181,9 +184,11 @@ def register_extractor(name: str,
 def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
   """Builds a registered extractor; ValueError naming the known ones."""
   if name not in _REGISTRY:
-    raise ValueError(f'unknown feature extractor {name!r}; registered: '
-                     f'{sorted(_REGISTRY)} (modules that add more, e.g. the '
-                     "'cxr' classifier, register on import)")
+    raise ValueError(
+      f'unknown feature extractor {name!r}; registered: '
+      f'{sorted(_REGISTRY)} (modules that add more, e.g. the '
+      "'cxr' classifier, register on import)"
+    )
   return _REGISTRY[name](**kwargs)
 
 

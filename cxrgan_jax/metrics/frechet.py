@@ -27,6 +27,7 @@ IMAG_TOLERANCE = 1e-3
 @dataclasses.dataclass(frozen=True)
 class FeatureStats:
   """Gaussian fit of a feature set: mu [d] and sigma [d, d], float64."""
+
   mu: np.ndarray
   sigma: np.ndarray
   num_samples: int
@@ -58,8 +59,9 @@ def _sqrtm(m: np.ndarray) -> np.ndarray:
     return scipy.linalg.sqrtm(m)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
   """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
   Args:
@@ -82,8 +84,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   if mu1.shape != mu2.shape or mu1.ndim != 1:
     raise ValueError(f'mean shapes differ: {mu1.shape} vs {mu2.shape}')
   if sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-    raise ValueError(f'covariance shapes {sigma1.shape}, {sigma2.shape} do '
-                     f'not match means of shape {mu1.shape}')
+    raise ValueError(
+      f'covariance shapes {sigma1.shape}, {sigma2.shape} do not match means of shape {mu1.shape}'
+    )
 
   diff = mu1 - mu2
   covmean = _sqrtm(sigma1 @ sigma2)
@@ -94,21 +97,16 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   if np.iscomplexobj(covmean):
     imag = np.abs(np.diagonal(covmean).imag).max()
     if imag > IMAG_TOLERANCE:
-      raise ValueError(f'sqrtm(sigma1 @ sigma2) has imaginary component '
-                       f'{imag:.3g} on its diagonal')
+      raise ValueError(f'sqrtm(sigma1 @ sigma2) has imaginary component {imag:.3g} on its diagonal')
     covmean = covmean.real
 
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-               - 2. * np.trace(covmean))
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
-def frechet_distance_from_stats(a: FeatureStats, b: FeatureStats,
-                                eps: float = 1e-6) -> float:
+def frechet_distance_from_stats(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> float:
   return frechet_distance(a.mu, a.sigma, b.mu, b.sigma, eps=eps)
 
 
-def frechet_distance_from_features(x: np.ndarray, y: np.ndarray,
-                                   eps: float = 1e-6) -> float:
+def frechet_distance_from_features(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
   """FD between the Gaussian fits of [N, d] and [M, d] feature sets."""
-  return frechet_distance_from_stats(feature_statistics(x),
-                                     feature_statistics(y), eps=eps)
+  return frechet_distance_from_stats(feature_statistics(x), feature_statistics(y), eps=eps)

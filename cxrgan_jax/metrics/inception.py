@@ -20,8 +20,8 @@ one. Every tensor is NHWC float32 and every matmul/convolution runs at
 (TF32/bfloat16 passes on accelerators).
 """
 
-import functools
 from collections.abc import Sequence
+import functools
 
 import flax.linen as nn
 import jax
@@ -44,6 +44,7 @@ def _pair(v: Size2) -> tuple[int, int]:
 
 class BasicConv2d(nn.Module):
   """Conv (no bias) -> BatchNorm (running stats, eps 1e-3, affine) -> ReLU."""
+
   features: int
   kernel_size: Size2
   strides: Size2 = 1
@@ -52,11 +53,16 @@ class BasicConv2d(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     ph, pw = _pair(self.padding)
-    x = nn.Conv(self.features, _pair(self.kernel_size),
-                strides=_pair(self.strides), padding=((ph, ph), (pw, pw)),
-                use_bias=False, precision=_HIGHEST, name='conv')(x)
-    x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPSILON,
-                     name='bn')(x)
+    x = nn.Conv(
+      self.features,
+      _pair(self.kernel_size),
+      strides=_pair(self.strides),
+      padding=((ph, ph), (pw, pw)),
+      use_bias=False,
+      precision=_HIGHEST,
+      name='conv',
+    )(x)
+    x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPSILON, name='bn')(x)
     return nn.relu(x)
 
 
@@ -68,21 +74,21 @@ def avg_pool_3x3_exclude_pad(x: jax.Array) -> jax.Array:
   """
   pad = ((0, 0), (1, 1), (1, 1), (0, 0))
   window, strides = (1, 3, 3, 1), (1, 1, 1, 1)
-  total = jax.lax.reduce_window(x, 0., jax.lax.add, window, strides, pad)
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pad)
   ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
-  count = jax.lax.reduce_window(ones, 0., jax.lax.add, window, strides, pad)
+  count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, strides, pad)
   return total / count
 
 
 def max_pool_3x3(x: jax.Array, stride: int, padding: int) -> jax.Array:
   """Max pool; padding cells are -inf, so they never win (as in PyTorch)."""
   pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1),
-                               (1, stride, stride, 1), pad)
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, stride, stride, 1), pad)
 
 
 class InceptionA(nn.Module):
   """Mixed_5b/5c/5d (`FIDInceptionA`): 35x35 grid, exclude-pad avg pool."""
+
   pool_features: int
 
   @nn.compact
@@ -113,6 +119,7 @@ class InceptionB(nn.Module):
 
 class InceptionC(nn.Module):
   """Mixed_6b..6e (`FIDInceptionC`): factorised 7x7, exclude-pad avg pool."""
+
   channels_7x7: int
 
   @nn.compact
@@ -153,22 +160,29 @@ class InceptionE(nn.Module):
   `max_pool=True` reproduces the TF graph's Mixed_7c, whose pool branch takes a
   3x3 stride-1 max (the paper says average; FID numbers depend on the max).
   """
+
   max_pool: bool
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     b1 = BasicConv2d(320, 1, name='branch1x1')(x)
     b3 = BasicConv2d(384, 1, name='branch3x3_1')(x)
-    b3 = jnp.concatenate([
+    b3 = jnp.concatenate(
+      [
         BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3_2a')(b3),
         BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3_2b')(b3),
-    ], axis=-1)
+      ],
+      axis=-1,
+    )
     bd = BasicConv2d(448, 1, name='branch3x3dbl_1')(x)
     bd = BasicConv2d(384, 3, padding=1, name='branch3x3dbl_2')(bd)
-    bd = jnp.concatenate([
+    bd = jnp.concatenate(
+      [
         BasicConv2d(384, (1, 3), padding=(0, 1), name='branch3x3dbl_3a')(bd),
         BasicConv2d(384, (3, 1), padding=(1, 0), name='branch3x3dbl_3b')(bd),
-    ], axis=-1)
+      ],
+      axis=-1,
+    )
     if self.max_pool:
       bp = max_pool_3x3(x, stride=1, padding=1)
     else:
@@ -185,6 +199,7 @@ class InceptionV3(nn.Module):
   Returns pool3 features [N, 2048] and logits [N, 1008], both float32.
   Variables: 'params' and 'batch_stats' (BatchNorm running mean/var).
   """
+
   num_classes: int = NUM_CLASSES
 
   @nn.compact
@@ -225,11 +240,11 @@ def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
   """
   scale = np.float32(in_size) / np.float32(out_size)
   src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale
-  src = np.maximum(src - np.float32(0.5), np.float32(0.))
+  src = np.maximum(src - np.float32(0.5), np.float32(0.0))
   lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
   hi = np.minimum(lo + 1, in_size - 1)
   w_hi = (src - lo.astype(np.float32)).astype(np.float32)
-  w_lo = np.float32(1.) - w_hi
+  w_lo = np.float32(1.0) - w_hi
   m = np.zeros((out_size, in_size), np.float32)
   rows = np.arange(out_size)
   np.add.at(m, (rows, lo), w_lo)
@@ -262,7 +277,7 @@ def preprocess(images: jax.Array) -> jax.Array:
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f'expected [N, H, W, 1|3] images, got {images.shape}')
   x = resize_bilinear(images.astype(jnp.float32), (INPUT_SIZE, INPUT_SIZE))
-  x = 2. * x - 1.
+  x = 2.0 * x - 1.0
   if x.shape[-1] == 1:
     x = jnp.broadcast_to(x, x.shape[:-1] + (3,))
   return x
@@ -279,8 +294,8 @@ def init_variables(seed: int = 0, *, scale: float = 0.9) -> dict:
   them for metrics. Returns float32 NumPy arrays.
   """
   shapes = jax.eval_shape(
-      InceptionV3().init, jax.random.PRNGKey(0),
-      jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32))
+    InceptionV3().init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32)
+  )
   leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
   rng = np.random.default_rng(seed)
   out = []
@@ -288,10 +303,10 @@ def init_variables(seed: int = 0, *, scale: float = 0.9) -> dict:
     name = path[-1].key
     if name == 'kernel':
       fan_in = int(np.prod(leaf.shape[:-1]))
-      value = rng.normal(0., scale * np.sqrt(2. / fan_in), leaf.shape)
+      value = rng.normal(0.0, scale * np.sqrt(2.0 / fan_in), leaf.shape)
     elif name in ('scale', 'var'):
       value = rng.uniform(0.5, 1.5, leaf.shape)
     else:  # 'bias', 'mean'.
-      value = rng.normal(0., 0.1, leaf.shape)
+      value = rng.normal(0.0, 0.1, leaf.shape)
     out.append(value.astype(np.float32))
   return jax.tree_util.tree_unflatten(treedef, out)

@@ -15,6 +15,7 @@ the file. There is never a silent fallback to random weights.
 """
 
 import collections
+from collections.abc import Mapping
 import hashlib
 import io
 import os
@@ -23,12 +24,11 @@ import pickle
 import shutil
 import struct
 import tempfile
+from typing import Any
 import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +36,10 @@ import numpy as np
 
 from cxrgan_jax.metrics import inception
 
-FID_WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/'
-                   'fid_weights/pt_inception-2015-12-05-6726825d.pth')
+FID_WEIGHTS_URL = (
+  'https://github.com/mseitzer/pytorch-fid/releases/download/'
+  'fid_weights/pt_inception-2015-12-05-6726825d.pth'
+)
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 # torch.hub convention: the hex digits in the name start the file's SHA-256.
 FID_WEIGHTS_SHA256_PREFIX = '6726825d'
@@ -58,17 +60,17 @@ class MissingWeightsError(FileNotFoundError):
 # ----------------------------------------------------------------------------
 
 _STORAGE_DTYPES = {
-    'FloatStorage': np.float32,
-    'DoubleStorage': np.float64,
-    'HalfStorage': np.float16,
-    'LongStorage': np.int64,
-    'IntStorage': np.int32,
-    'ShortStorage': np.int16,
-    'CharStorage': np.int8,
-    'ByteStorage': np.uint8,
-    'BoolStorage': np.bool_,
+  'FloatStorage': np.float32,
+  'DoubleStorage': np.float64,
+  'HalfStorage': np.float16,
+  'LongStorage': np.int64,
+  'IntStorage': np.int32,
+  'ShortStorage': np.int16,
+  'CharStorage': np.int8,
+  'ByteStorage': np.uint8,
+  'BoolStorage': np.bool_,
 }
-_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
@@ -92,8 +94,9 @@ class _Storage:
 class _PendingTensor:
   """`_rebuild_tensor_v2` arguments, materialised once storages are read."""
 
-  def __init__(self, storage: _Storage, offset: int, size: tuple[int, ...],
-               stride: tuple[int, ...]):
+  def __init__(
+    self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+  ):
     self.storage, self.offset = storage, offset
     self.size, self.stride = tuple(size), tuple(stride)
 
@@ -101,13 +104,12 @@ class _PendingTensor:
     flat = self.storage.data
     if any(s == 0 for s in self.size):
       return np.zeros(self.size, flat.dtype)
-    last = self.offset + sum((n - 1) * s for n, s in zip(self.size,
-                                                          self.stride))
+    last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
     if self.offset < 0 or min(self.stride, default=0) < 0 or last >= flat.size:
       raise ValueError('tensor view out of its storage bounds')
     view = np.lib.stride_tricks.as_strided(
-        flat[self.offset:], self.size,
-        [s * flat.itemsize for s in self.stride], writeable=False)
+      flat[self.offset :], self.size, [s * flat.itemsize for s in self.stride], writeable=False
+    )
     return np.array(view)  # Contiguous copy, independent of the file buffer.
 
 
@@ -141,8 +143,7 @@ class _TorchUnpickler(pickle.Unpickler):
       return _StorageType(name)
     if module == 'collections' and name == 'OrderedDict':
       return collections.OrderedDict
-    raise pickle.UnpicklingError(
-        f'global {module}.{name} is not allowed in a weights file')
+    raise pickle.UnpicklingError(f'global {module}.{name} is not allowed in a weights file')
 
   def persistent_load(self, pid: Any) -> Any:
     if not (isinstance(pid, tuple) and pid and pid[0] == 'storage'):
@@ -166,7 +167,7 @@ def _read_zip_format(path: pathlib.Path) -> Any:
     pkl = [n for n in zf.namelist() if n.endswith('data.pkl')]
     if len(pkl) != 1:
       raise ValueError(f'{path}: expected one data.pkl, found {pkl}')
-    prefix = pkl[0][:-len('data.pkl')]
+    prefix = pkl[0][: -len('data.pkl')]
     order = '<'
     if prefix + 'byteorder' in zf.namelist():
       order = '>' if zf.read(prefix + 'byteorder').strip() == b'big' else '<'
@@ -178,8 +179,7 @@ def _read_zip_format(path: pathlib.Path) -> Any:
         dtype = storage_type.dtype.newbyteorder(order)
         st = _Storage(dtype, numel)
         raw = zf.read(f'{prefix}data/{key}')
-        st.data = np.frombuffer(raw, dtype, count=numel).astype(
-            storage_type.dtype)
+        st.data = np.frombuffer(raw, dtype, count=numel).astype(storage_type.dtype)
         storages[key] = st
       return storages[key]
 
@@ -220,7 +220,7 @@ def _read_legacy_format(path: pathlib.Path) -> Any:
         raise ValueError(f'{path}: truncated storage {key}')
       st.data = np.frombuffer(raw, st.dtype).copy()
     for view, root, offset in views:
-      view.data = root.data[offset:offset + view.numel]
+      view.data = root.data[offset : offset + view.numel]
   return _materialise(obj)
 
 
@@ -247,21 +247,23 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 # Flax leaf name -> (torch suffix, collection).
 _LEAF_TO_TORCH = {
-    ('conv', 'kernel'): ('weight', 'params'),
-    ('bn', 'scale'): ('weight', 'params'),
-    ('bn', 'bias'): ('bias', 'params'),
-    ('bn', 'mean'): ('running_mean', 'batch_stats'),
-    ('bn', 'var'): ('running_var', 'batch_stats'),
-    ('fc', 'kernel'): ('weight', 'params'),
-    ('fc', 'bias'): ('bias', 'params'),
+  ('conv', 'kernel'): ('weight', 'params'),
+  ('bn', 'scale'): ('weight', 'params'),
+  ('bn', 'bias'): ('bias', 'params'),
+  ('bn', 'mean'): ('running_mean', 'batch_stats'),
+  ('bn', 'var'): ('running_var', 'batch_stats'),
+  ('fc', 'kernel'): ('weight', 'params'),
+  ('fc', 'bias'): ('bias', 'params'),
 }
 
 
 def _variable_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
   """{(collection, *module path, leaf): shape} of `InceptionV3` variables."""
   shapes = jax.eval_shape(
-      inception.InceptionV3().init, jax.random.PRNGKey(0),
-      jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32))
+    inception.InceptionV3().init,
+    jax.random.PRNGKey(0),
+    jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32),
+  )
   flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
   return {tuple(p.key for p in path): leaf.shape for path, leaf in flat}
 
@@ -272,8 +274,7 @@ def _torch_name(flax_path: tuple[str, ...]) -> str:
   return '.'.join(flax_path[1:-1] + (suffix,))
 
 
-def _to_flax_layout(array: np.ndarray,
-                    flax_path: tuple[str, ...]) -> np.ndarray:
+def _to_flax_layout(array: np.ndarray, flax_path: tuple[str, ...]) -> np.ndarray:
   if flax_path[-1] == 'kernel' and array.ndim == 4:
     return array.transpose(2, 3, 1, 0)  # OIHW -> HWIO.
   if flax_path[-1] == 'kernel' and array.ndim == 2:
@@ -281,8 +282,7 @@ def _to_flax_layout(array: np.ndarray,
   return array
 
 
-def _to_torch_layout(array: np.ndarray,
-                     flax_path: tuple[str, ...]) -> np.ndarray:
+def _to_torch_layout(array: np.ndarray, flax_path: tuple[str, ...]) -> np.ndarray:
   if flax_path[-1] == 'kernel' and array.ndim == 4:
     return array.transpose(3, 2, 0, 1)  # HWIO -> OIHW.
   if flax_path[-1] == 'kernel' and array.ndim == 2:
@@ -317,18 +317,17 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray]) -> Variables:
     used.add(name)
     value = _to_flax_layout(np.asarray(state_dict[name]), path)
     if value.shape != shape:
-      problems.append(f'{name}: shape {value.shape} (Flax layout), '
-                      f'expected {shape}')
+      problems.append(f'{name}: shape {value.shape} (Flax layout), expected {shape}')
       continue
     flat[path] = np.ascontiguousarray(value, dtype=np.float32)
-  unused = sorted(k for k in state_dict if k not in used
-                  and not k.endswith(_IGNORED_SUFFIXES))
+  unused = sorted(k for k in state_dict if k not in used and not k.endswith(_IGNORED_SUFFIXES))
   problems += [f'unused {k}' for k in unused]
   if problems:
-    raise ValueError('state dict does not match the FID Inception network: '
-                     + '; '.join(problems[:20])
-                     + (f' (+{len(problems) - 20} more)'
-                        if len(problems) > 20 else ''))
+    raise ValueError(
+      'state dict does not match the FID Inception network: '
+      + '; '.join(problems[:20])
+      + (f' (+{len(problems) - 20} more)' if len(problems) > 20 else '')
+    )
   return _unflatten(flat)
 
 
@@ -339,7 +338,8 @@ def variables_to_state_dict(variables: Variables) -> dict[str, np.ndarray]:
   for path, leaf in flat:
     path = tuple(p.key for p in path)
     out[_torch_name(path)] = np.ascontiguousarray(
-        _to_torch_layout(np.asarray(leaf, np.float32), path))
+      _to_torch_layout(np.asarray(leaf, np.float32), path)
+    )
   return out
 
 
@@ -348,8 +348,7 @@ def save_npz(variables: Variables, path: str | os.PathLike) -> None:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   flat = jax.tree_util.tree_flatten_with_path(variables)[0]
-  arrays = {'/'.join(p.key for p in fp): np.asarray(leaf, np.float32)
-            for fp, leaf in flat}
+  arrays = {'/'.join(p.key for p in fp): np.asarray(leaf, np.float32) for fp, leaf in flat}
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
   try:
     with os.fdopen(fd, 'wb') as f:
@@ -368,8 +367,10 @@ def load_npz(path: str | os.PathLike) -> Variables:
   bad = sorted(set(expected) ^ set(flat))
   bad += [p for p in expected if p in flat and flat[p].shape != expected[p]]
   if bad:
-    raise ValueError(f'{path}: not a converted FID Inception file '
-                     f'(mismatched entries: {["/".join(b) for b in bad[:5]]})')
+    raise ValueError(
+      f'{path}: not a converted FID Inception file '
+      f'(mismatched entries: {["/".join(b) for b in bad[:5]]})'
+    )
   return _unflatten(flat)
 
 
@@ -381,8 +382,7 @@ def load_npz(path: str | os.PathLike) -> Variables:
 def cache_dir() -> pathlib.Path:
   """$CXRGAN_CACHE, else ~/.cache/cxrgan_jax."""
   env = os.environ.get(CACHE_ENV)
-  return pathlib.Path(env) if env else pathlib.Path.home() / '.cache' / \
-      'cxrgan_jax'
+  return pathlib.Path(env) if env else pathlib.Path.home() / '.cache' / 'cxrgan_jax'
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -393,21 +393,23 @@ def _sha256(path: pathlib.Path) -> str:
   return h.hexdigest()
 
 
-def download(url: str, dest: pathlib.Path, *, timeout: float = 60.,
-             sha256_prefix: str | None = FID_WEIGHTS_SHA256_PREFIX
-             ) -> pathlib.Path:
+def download(
+  url: str,
+  dest: pathlib.Path,
+  *,
+  timeout: float = 60.0,
+  sha256_prefix: str | None = FID_WEIGHTS_SHA256_PREFIX,
+) -> pathlib.Path:
   """Downloads url to dest via a temp file; renames only once verified."""
   dest.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix='.part')
   try:
-    with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(
-        url, timeout=timeout) as response:
+    with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as response:
       shutil.copyfileobj(response, f)
     if sha256_prefix is not None:
       digest = _sha256(pathlib.Path(tmp))
       if not digest.startswith(sha256_prefix):
-        raise ValueError(f'downloaded {url} has SHA-256 {digest}, expected '
-                         f'{sha256_prefix}...')
+        raise ValueError(f'downloaded {url} has SHA-256 {digest}, expected {sha256_prefix}...')
     os.replace(tmp, dest)
   finally:
     if os.path.exists(tmp):
@@ -417,21 +419,23 @@ def download(url: str, dest: pathlib.Path, *, timeout: float = 60.,
 
 def _missing_weights_message(cache: pathlib.Path, reason: str) -> str:
   return (
-      'FID Inception weights not found, and they could not be downloaded '
-      f'({reason}). They are required: FID/KID/IS computed with any other '
-      'weights are meaningless. To fix, on a machine with internet:\n'
-      f'  wget {FID_WEIGHTS_URL}\n'
-      'then either pass the file explicitly with '
-      f'--inception_weights=/path/to/{FID_WEIGHTS_NAME} '
-      '(inception_extractor(weights_path=...)), or copy it to\n'
-      f'  {cache / FID_WEIGHTS_NAME}\n'
-      f'(the cache folder; set ${CACHE_ENV} to move it). The .pth is '
-      f'converted once to {CONVERTED_NAME} beside it; that .npz can be '
-      'passed or cached in place of the .pth and needs no PyTorch.')
+    'FID Inception weights not found, and they could not be downloaded '
+    f'({reason}). They are required: FID/KID/IS computed with any other '
+    'weights are meaningless. To fix, on a machine with internet:\n'
+    f'  wget {FID_WEIGHTS_URL}\n'
+    'then either pass the file explicitly with '
+    f'--inception_weights=/path/to/{FID_WEIGHTS_NAME} '
+    '(inception_extractor(weights_path=...)), or copy it to\n'
+    f'  {cache / FID_WEIGHTS_NAME}\n'
+    f'(the cache folder; set ${CACHE_ENV} to move it). The .pth is '
+    f'converted once to {CONVERTED_NAME} beside it; that .npz can be '
+    'passed or cached in place of the .pth and needs no PyTorch.'
+  )
 
 
-def convert_pth(pth_path: str | os.PathLike,
-                npz_path: str | os.PathLike | None = None) -> Variables:
+def convert_pth(
+  pth_path: str | os.PathLike, npz_path: str | os.PathLike | None = None
+) -> Variables:
   """Reads a pytorch-fid .pth, checks it, optionally caches it as .npz."""
   variables = state_dict_to_variables(read_torch_state_dict(pth_path))
   if npz_path is not None:
@@ -439,8 +443,7 @@ def convert_pth(pth_path: str | os.PathLike,
   return variables
 
 
-def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path,
-              sha256_prefix: str | None) -> Variables:
+def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path, sha256_prefix: str | None) -> Variables:
   """Converts a .pth; only the official file may fill the shared cache.
 
   Caching any other .pth under the official name would silently change every
@@ -454,9 +457,11 @@ def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path,
   variables = convert_pth(path)
   if not official:
     warnings.warn(
-        f'{path} (SHA-256 {digest[:12]}...) is not pytorch-fid\'s '
-        f'{FID_WEIGHTS_NAME}: its FIDs are not comparable to published ones, '
-        'and it is not cached.', stacklevel=3)
+      f"{path} (SHA-256 {digest[:12]}...) is not pytorch-fid's "
+      f'{FID_WEIGHTS_NAME}: its FIDs are not comparable to published ones, '
+      'and it is not cached.',
+      stacklevel=3,
+    )
     return variables
   try:
     save_npz(variables, cached_npz)
@@ -465,12 +470,14 @@ def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path,
   return variables
 
 
-def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
-                             allow_download: bool = True,
-                             url: str = FID_WEIGHTS_URL,
-                             sha256_prefix: str | None =
-                             FID_WEIGHTS_SHA256_PREFIX,
-                             timeout: float = 60.) -> Variables:
+def load_inception_variables(
+  weights_path: str | os.PathLike | None = None,
+  *,
+  allow_download: bool = True,
+  url: str = FID_WEIGHTS_URL,
+  sha256_prefix: str | None = FID_WEIGHTS_SHA256_PREFIX,
+  timeout: float = 60.0,
+) -> Variables:
   """FID Inception variables: explicit path -> cache -> download -> error.
 
   Args:
@@ -495,8 +502,9 @@ def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
   if weights_path is not None:
     path = pathlib.Path(weights_path).expanduser()
     if not path.is_file():
-      raise MissingWeightsError(_missing_weights_message(
-          cache, f'--inception_weights={path} does not exist'))
+      raise MissingWeightsError(
+        _missing_weights_message(cache, f'--inception_weights={path} does not exist')
+      )
     if path.suffix == '.npz':
       return load_npz(path)
     return _from_pth(path, cached_npz, sha256_prefix)
@@ -505,11 +513,11 @@ def load_inception_variables(weights_path: str | os.PathLike | None = None, *,
   cached_pth = cache / FID_WEIGHTS_NAME
   if not cached_pth.is_file():
     if not allow_download:
-      raise MissingWeightsError(_missing_weights_message(
-          cache, 'download disabled'))
+      raise MissingWeightsError(_missing_weights_message(cache, 'download disabled'))
     try:
       download(url, cached_pth, timeout=timeout, sha256_prefix=sha256_prefix)
     except (OSError, ValueError, urllib.error.URLError) as e:
-      raise MissingWeightsError(_missing_weights_message(
-          cache, f'download of {url} failed: {e}')) from e
+      raise MissingWeightsError(
+        _missing_weights_message(cache, f'download of {url} failed: {e}')
+      ) from e
   return _from_pth(cached_pth, cached_npz, sha256_prefix)

@@ -34,6 +34,7 @@ DEFAULT_PERCENTILES = (5.0, 1.0)
 @dataclasses.dataclass(frozen=True)
 class MemorizationResult:
   """Nearest-training-image distances of generated and held-out real images."""
+
   fake_nn_distance: np.ndarray  # float64 [G]: generated -> nearest train.
   fake_nn_index: np.ndarray  # int64 [G]: index of that training image.
   test_nn_distance: np.ndarray  # float64 [S]: held-out real -> nearest train.
@@ -43,11 +44,9 @@ class MemorizationResult:
   @property
   def median_distance_ratio(self) -> float:
     """median d_gen / median d_test; < 1 means closer to train than new data."""
-    return float(np.median(self.fake_nn_distance) /
-                 max(np.median(self.test_nn_distance), 1e-12))
+    return float(np.median(self.fake_nn_distance) / max(np.median(self.test_nn_distance), 1e-12))
 
-  def suspected_copies(self, percentile: float = DEFAULT_PERCENTILES[0]
-                       ) -> np.ndarray:
+  def suspected_copies(self, percentile: float = DEFAULT_PERCENTILES[0]) -> np.ndarray:
     """int64 indices of generated images flagged at `percentile`, closest first."""
     flagged = np.flatnonzero(self.fake_nn_distance < self.thresholds[percentile])
     return flagged[np.argsort(self.fake_nn_distance[flagged], kind='stable')]
@@ -61,21 +60,21 @@ class MemorizationResult:
       tag = f'p{q:g}'.replace('.', '_')
       out[f'memorization_copy_fraction_{tag}{suffix}'] = frac
       out[f'memorization_threshold_{tag}{suffix}'] = self.thresholds[q]
-    out[f'memorization_fake_nn_distance_median{suffix}'] = float(
-        np.median(self.fake_nn_distance))
-    out[f'memorization_fake_nn_distance_min{suffix}'] = float(
-        np.min(self.fake_nn_distance))
-    out[f'memorization_test_nn_distance_median{suffix}'] = float(
-        np.median(self.test_nn_distance))
-    out[f'memorization_median_distance_ratio{suffix}'] = (
-        self.median_distance_ratio)
+    out[f'memorization_fake_nn_distance_median{suffix}'] = float(np.median(self.fake_nn_distance))
+    out[f'memorization_fake_nn_distance_min{suffix}'] = float(np.min(self.fake_nn_distance))
+    out[f'memorization_test_nn_distance_median{suffix}'] = float(np.median(self.test_nn_distance))
+    out[f'memorization_median_distance_ratio{suffix}'] = self.median_distance_ratio
     return out
 
 
-def memorization_audit(fake: np.ndarray, train: np.ndarray, test: np.ndarray,
-                       *, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES,
-                       chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
-                       ) -> MemorizationResult:
+def memorization_audit(
+  fake: np.ndarray,
+  train: np.ndarray,
+  test: np.ndarray,
+  *,
+  percentiles: tuple[float, ...] = DEFAULT_PERCENTILES,
+  chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE,
+) -> MemorizationResult:
   """Nearest-training distances of generated vs held-out real images.
 
   Args:
@@ -92,10 +91,8 @@ def memorization_audit(fake: np.ndarray, train: np.ndarray, test: np.ndarray,
     raise ValueError('Need at least one percentile.')
   if len(np.asarray(test)) < 2:
     raise ValueError('Need at least 2 held-out real images for the threshold.')
-  fake_d, fake_i = neighbours.nearest_neighbours(
-      fake, train, 1, chunk_size=chunk_size)
-  test_d, _ = neighbours.nearest_neighbours(test, train, 1,
-                                            chunk_size=chunk_size)
+  fake_d, fake_i = neighbours.nearest_neighbours(fake, train, 1, chunk_size=chunk_size)
+  test_d, _ = neighbours.nearest_neighbours(test, train, 1, chunk_size=chunk_size)
   fake_d, fake_i, test_d = fake_d[:, 0], fake_i[:, 0], test_d[:, 0]
   thresholds = {float(q): float(np.percentile(test_d, q)) for q in percentiles}
   fractions = {q: float(np.mean(fake_d < t)) for q, t in thresholds.items()}
@@ -113,10 +110,16 @@ def _to_rgb_tile(image: np.ndarray, size: int) -> Image.Image:
   return tile.convert('RGB')
 
 
-def save_closest_pairs_png(path: str | pathlib.Path, fake_images: np.ndarray,
-                           train_images: np.ndarray, result: MemorizationResult,
-                           *, num_pairs: int = 8, tile_size: int = 128,
-                           space: str = '') -> pathlib.Path:
+def save_closest_pairs_png(
+  path: str | pathlib.Path,
+  fake_images: np.ndarray,
+  train_images: np.ndarray,
+  result: MemorizationResult,
+  *,
+  num_pairs: int = 8,
+  tile_size: int = 128,
+  space: str = '',
+) -> pathlib.Path:
   """Writes the `num_pairs` closest generated|training pairs, one per row.
 
   Each row shows the generated image, its nearest training image, and the
@@ -144,22 +147,30 @@ def save_closest_pairs_png(path: str | pathlib.Path, fake_images: np.ndarray,
   height = header_h + len(order) * (tile_size + pad) + pad
   canvas = Image.new('RGB', (width, height), 'white')
   draw = ImageDraw.Draw(canvas)
-  draw.text((pad, 4), f'generated | nearest train  ({space or "distance"}; '
-            f'copy if d < {threshold:.4g} = p{headline:g} of test->train)',
-            fill='black')
+  draw.text(
+    (pad, 4),
+    f'generated | nearest train  ({space or "distance"}; '
+    f'copy if d < {threshold:.4g} = p{headline:g} of test->train)',
+    fill='black',
+  )
   for row, j in enumerate(order):
     y = header_h + row * (tile_size + pad)
     canvas.paste(_to_rgb_tile(fake_images[j], tile_size), (pad, y))
-    canvas.paste(_to_rgb_tile(train_images[result.fake_nn_index[j]], tile_size),
-                 (2 * pad + tile_size, y))
+    canvas.paste(
+      _to_rgb_tile(train_images[result.fake_nn_index[j]], tile_size), (2 * pad + tile_size, y)
+    )
     d = result.fake_nn_distance[j]
     rank = float(np.mean(result.test_nn_distance < d))
     copy = d < threshold
-    lines = [f'gen #{j}  train #{result.fake_nn_index[j]}', f'd = {d:.4g}',
-             f'test->train below d: {100 * rank:.1f}%',
-             'SUSPECTED COPY' if copy else '']
-    draw.text((3 * pad + 2 * tile_size, y + 4), '\n'.join(lines),
-              fill=(200, 0, 0) if copy else 'black')
+    lines = [
+      f'gen #{j}  train #{result.fake_nn_index[j]}',
+      f'd = {d:.4g}',
+      f'test->train below d: {100 * rank:.1f}%',
+      'SUSPECTED COPY' if copy else '',
+    ]
+    draw.text(
+      (3 * pad + 2 * tile_size, y + 4), '\n'.join(lines), fill=(200, 0, 0) if copy else 'black'
+    )
   path.parent.mkdir(parents=True, exist_ok=True)
   canvas.save(path)
   return path

@@ -28,25 +28,25 @@ def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
   return x.astype(np.float64, copy=False)
 
 
-def _centred(query: np.ndarray, reference: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _centred(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   query = _as_matrix(query, 'query')
   reference = _as_matrix(reference, 'reference')
   if query.shape[1] != reference.shape[1]:
-    raise ValueError(f'Feature dims differ: query {query.shape[1]}, '
-                     f'reference {reference.shape[1]}.')
+    raise ValueError(
+      f'Feature dims differ: query {query.shape[1]}, reference {reference.shape[1]}.'
+    )
   centre = reference.mean(axis=0, keepdims=True)
   return query - centre, reference - centre
 
 
-def distance_chunks(query: np.ndarray, reference: np.ndarray, *,
-                    chunk_size: int = DEFAULT_CHUNK_SIZE
-                    ) -> Iterator[tuple[int, np.ndarray]]:
+def distance_chunks(
+  query: np.ndarray, reference: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> Iterator[tuple[int, np.ndarray]]:
   """Yields (row offset, float64 [rows, M] Euclidean distances) by chunks."""
   query, reference = _centred(query, reference)
   ref_sq = np.einsum('md,md->m', reference, reference)
   for start in range(0, query.shape[0], chunk_size):
-    q = query[start:start + chunk_size]
+    q = query[start : start + chunk_size]
     sq = np.einsum('nd,nd->n', q, q)[:, None] + ref_sq[None, :]
     sq -= 2.0 * (q @ reference.T)
     np.maximum(sq, 0.0, out=sq)
@@ -58,10 +58,14 @@ def pairwise_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
   return np.concatenate([d for _, d in distance_chunks(x, y)], axis=0)
 
 
-def nearest_neighbours(query: np.ndarray, reference: np.ndarray, k: int = 1, *,
-                       exclude_self: bool = False,
-                       chunk_size: int = DEFAULT_CHUNK_SIZE
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+  query: np.ndarray,
+  reference: np.ndarray,
+  k: int = 1,
+  *,
+  exclude_self: bool = False,
+  chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
   """k nearest reference points of every query point.
 
   Args:
@@ -95,6 +99,6 @@ def nearest_neighbours(query: np.ndarray, reference: np.ndarray, k: int = 1, *,
     part_d = np.take_along_axis(d, part, axis=1)
     # Stable sort on (distance, index) so ties resolve to the lowest index.
     order = np.lexsort((part, part_d), axis=1)
-    index[start:start + d.shape[0]] = np.take_along_axis(part, order, axis=1)
-    dists[start:start + d.shape[0]] = np.take_along_axis(part_d, order, axis=1)
+    index[start : start + d.shape[0]] = np.take_along_axis(part, order, axis=1)
+    dists[start : start + d.shape[0]] = np.take_along_axis(part_d, order, axis=1)
   return dists, index

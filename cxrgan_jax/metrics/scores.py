@@ -21,6 +21,7 @@ import scipy.special
 @dataclasses.dataclass(frozen=True)
 class MeanStd:
   """A score over splits/subsets: mean and (population) std."""
+
   mean: float
   std: float
 
@@ -44,7 +45,7 @@ def inception_score(logits: np.ndarray, num_splits: int = 10) -> MeanStd:
   log_p = scipy.special.log_softmax(logits, axis=1)
   scores = []
   for i in range(num_splits):
-    part = log_p[i * n // num_splits:(i + 1) * n // num_splits]
+    part = log_p[i * n // num_splits : (i + 1) * n // num_splits]
     # log p(y) of the split's marginal, computed stably in log space.
     log_py = scipy.special.logsumexp(part, axis=0) - np.log(part.shape[0])
     kl = np.sum(np.exp(part) * (part - log_py), axis=1)
@@ -52,8 +53,9 @@ def inception_score(logits: np.ndarray, num_splits: int = 10) -> MeanStd:
   return MeanStd(float(np.mean(scores)), float(np.std(scores)))
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3,
-                      coef0: float = 1.) -> np.ndarray:
+def polynomial_kernel(
+  x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0
+) -> np.ndarray:
   """(x·y / d + coef0) ** degree for [n, d] x and [m, d] y -> [n, m]."""
   d = x.shape[1]
   return (x @ y.T / d + coef0) ** degree
@@ -67,12 +69,17 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
   k_xy = polynomial_kernel(x, y)
   term_xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
   term_yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
-  return float(term_xx + term_yy - 2. * k_xy.mean())
+  return float(term_xx + term_yy - 2.0 * k_xy.mean())
 
 
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *,
-                              num_subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> MeanStd:
+def kernel_inception_distance(
+  real: np.ndarray,
+  fake: np.ndarray,
+  *,
+  num_subsets: int = 100,
+  subset_size: int = 1000,
+  seed: int = 0,
+) -> MeanStd:
   """KID between [N, d] and [M, d] features (pool3 for the standard KID).
 
   Each subset draws min(subset_size, N, M) rows without replacement from
@@ -86,8 +93,13 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *,
   if size < 2:
     raise ValueError('KID needs at least 2 samples in each set')
   rng = np.random.default_rng(seed)
-  values = np.array([
-      mmd2_unbiased(real[rng.choice(real.shape[0], size, replace=False)],
-                    fake[rng.choice(fake.shape[0], size, replace=False)])
-      for _ in range(num_subsets)])
+  values = np.array(
+    [
+      mmd2_unbiased(
+        real[rng.choice(real.shape[0], size, replace=False)],
+        fake[rng.choice(fake.shape[0], size, replace=False)],
+      )
+      for _ in range(num_subsets)
+    ]
+  )
   return MeanStd(float(values.mean()), float(values.std()))

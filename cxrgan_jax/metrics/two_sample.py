@@ -31,6 +31,7 @@ from cxrgan_jax.metrics import neighbours
 @dataclasses.dataclass(frozen=True)
 class TwoSampleResult:
   """Figures of one 1-NN two-sample test; all fractions in [0, 1]."""
+
   accuracy: float  # Leave-one-out 1-NN accuracy over all 2n points.
   real_accuracy: float  # Fraction of real points whose 1-NN is real.
   fake_accuracy: float  # Fraction of fake points whose 1-NN is fake.
@@ -47,20 +48,25 @@ class TwoSampleResult:
   def as_dict(self, suffix: str = '') -> dict[str, float]:
     """Flat metric names, e.g. one_nn_accuracy_cxr with suffix '_cxr'."""
     return {
-        f'one_nn_accuracy{suffix}': self.accuracy,
-        f'one_nn_real_accuracy{suffix}': self.real_accuracy,
-        f'one_nn_fake_accuracy{suffix}': self.fake_accuracy,
-        f'one_nn_p_value{suffix}': self.p_value,
-        f'knn_same_set_fraction{suffix}': self.knn_same_set,
-        f'knn_same_set_fraction_real{suffix}': self.knn_same_set_real,
-        f'knn_same_set_fraction_fake{suffix}': self.knn_same_set_fake,
+      f'one_nn_accuracy{suffix}': self.accuracy,
+      f'one_nn_real_accuracy{suffix}': self.real_accuracy,
+      f'one_nn_fake_accuracy{suffix}': self.fake_accuracy,
+      f'one_nn_p_value{suffix}': self.p_value,
+      f'knn_same_set_fraction{suffix}': self.knn_same_set,
+      f'knn_same_set_fraction_real{suffix}': self.knn_same_set_real,
+      f'knn_same_set_fraction_fake{suffix}': self.knn_same_set_fake,
     }
 
 
-def one_nn_two_sample_test(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
-                           num_permutations: int = 1000, seed: int = 0,
-                           chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE
-                           ) -> TwoSampleResult:
+def one_nn_two_sample_test(
+  real: np.ndarray,
+  fake: np.ndarray,
+  *,
+  k: int = 5,
+  num_permutations: int = 1000,
+  seed: int = 0,
+  chunk_size: int = neighbours.DEFAULT_CHUNK_SIZE,
+) -> TwoSampleResult:
   """Leave-one-out 1-NN accuracy and k-NN same-set fractions.
 
   Args:
@@ -78,12 +84,13 @@ def one_nn_two_sample_test(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
   real = np.asarray(real)
   fake = np.asarray(fake)
   if real.ndim != 2 or fake.ndim != 2:
-    raise ValueError(f'Expected [n, D] features, got {real.shape} and '
-                     f'{fake.shape}.')
+    raise ValueError(f'Expected [n, D] features, got {real.shape} and {fake.shape}.')
   if real.shape[0] != fake.shape[0]:
-    raise ValueError('The 1-NN test needs equal-size sets (chance is 0.5 only '
-                     f'then); got {real.shape[0]} real and {fake.shape[0]} '
-                     'fake. Subsample the larger set.')
+    raise ValueError(
+      'The 1-NN test needs equal-size sets (chance is 0.5 only '
+      f'then); got {real.shape[0]} real and {fake.shape[0]} '
+      'fake. Subsample the larger set.'
+    )
   n = real.shape[0]
   if n < 2:
     raise ValueError('The 1-NN test needs at least 2 points per set.')
@@ -91,7 +98,8 @@ def one_nn_two_sample_test(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
   pooled = np.concatenate([real, fake], axis=0)
   labels = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8)])
   _, index = neighbours.nearest_neighbours(
-      pooled, pooled, k, exclude_self=True, chunk_size=chunk_size)
+    pooled, pooled, k, exclude_self=True, chunk_size=chunk_size
+  )
 
   correct = labels[index[:, 0]] == labels
   same = (labels[index] == labels[:, None]).mean(axis=1)
@@ -108,12 +116,12 @@ def one_nn_two_sample_test(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
     p_value = (hits + 1) / (num_permutations + 1)
 
   return TwoSampleResult(
-      accuracy=accuracy,
-      real_accuracy=float(correct[:n].mean()),
-      fake_accuracy=float(correct[n:].mean()),
-      p_value=float(p_value),
-      knn_k=int(k),
-      knn_same_set_real=float(same[:n].mean()),
-      knn_same_set_fake=float(same[n:].mean()),
-      num_per_set=int(n),
+    accuracy=accuracy,
+    real_accuracy=float(correct[:n].mean()),
+    fake_accuracy=float(correct[n:].mean()),
+    p_value=float(p_value),
+    knn_k=int(k),
+    knn_same_set_real=float(same[:n].mean()),
+    knn_same_set_fake=float(same[n:].mean()),
+    num_per_set=int(n),
   )

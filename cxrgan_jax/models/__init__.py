@@ -23,22 +23,24 @@ RESOLUTIONS = (64, 128, 256)
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first model field that cannot be built."""
   if config.model not in MODELS:
-    raise ValueError(f'config.model={config.model!r} is unknown; use one of '
-                     f'{", ".join(repr(m) for m in MODELS)}')
+    raise ValueError(
+      f'config.model={config.model!r} is unknown; use one of {", ".join(repr(m) for m in MODELS)}'
+    )
   if config.resolution not in RESOLUTIONS:
-    raise ValueError(f'config.resolution={config.resolution!r} is not '
-                     'supported; use 64, 128 or 256')
+    raise ValueError(
+      f'config.resolution={config.resolution!r} is not supported; use 64, 128 or 256'
+    )
   for field in ('latent_dim', 'g_channels', 'd_channels'):
     value = config[field]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f'config.{field}={value!r} must be a positive integer')
   if not isinstance(config.spectral_norm, bool):
-    raise ValueError(f'config.spectral_norm={config.spectral_norm!r} must be '
-                     'True or False')
+    raise ValueError(f'config.spectral_norm={config.spectral_norm!r} must be True or False')
 
 
-def create_models(config: ml_collections.ConfigDict, *,
-                  axis_name: str | None = None) -> tuple[nn.Module, nn.Module]:
+def create_models(
+  config: ml_collections.ConfigDict, *, axis_name: str | None = None
+) -> tuple[nn.Module, nn.Module]:
   """Returns (generator, discriminator) for `config`.
 
   Args:
@@ -50,14 +52,18 @@ def create_models(config: ml_collections.ConfigDict, *,
   """
   validate_model_config(config)
   module = dcgan if config.model == 'dcgan' else resnet
-  generator = module.Generator(resolution=config.resolution,
-                               channels=config.g_channels, axis_name=axis_name)
+  generator = module.Generator(
+    resolution=config.resolution, channels=config.g_channels, axis_name=axis_name
+  )
   if config.model == 'dcgan':
     discriminator = dcgan.Discriminator(
-        resolution=config.resolution, channels=config.d_channels,
-        spectral_norm=config.spectral_norm, axis_name=axis_name)
+      resolution=config.resolution,
+      channels=config.d_channels,
+      spectral_norm=config.spectral_norm,
+      axis_name=axis_name,
+    )
   else:
     discriminator = resnet.Discriminator(
-        resolution=config.resolution, channels=config.d_channels,
-        spectral_norm=config.spectral_norm)
+      resolution=config.resolution, channels=config.d_channels, spectral_norm=config.spectral_norm
+    )
   return generator, discriminator

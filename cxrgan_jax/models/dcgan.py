@@ -27,7 +27,7 @@ BN_EPSILON = 1e-5
 
 def _bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   """BatchNorm gamma ~ N(1, 0.02), as in the DCGAN reference code."""
-  return 1. + 0.02 * jax.random.normal(key, shape, dtype)
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
 class Generator(nn.Module):
@@ -39,6 +39,7 @@ class Generator(nn.Module):
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-layer width.
   """
+
   resolution: int
   channels: int
   axis_name: str | None = None
@@ -48,15 +49,19 @@ class Generator(nn.Module):
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
     def bn(h):
       return nn.BatchNorm(
-          use_running_average=not train, momentum=BN_MOMENTUM,
-          epsilon=BN_EPSILON, scale_init=_bn_scale_init,
-          axis_name=self.axis_name)(h)
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        scale_init=_bn_scale_init,
+        axis_name=self.axis_name,
+      )(h)
 
     doublings = layers.num_doublings(self.resolution)
     width = self.channels
     # "Project and reshape" (the paper's Fig. 1): a matmul to 4x4xC.
     h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=layers.dcgan_init)(
-        z.astype(jnp.float32))
+      z.astype(jnp.float32)
+    )
     h = nn.relu(bn(h.reshape(z.shape[0], 4, 4, width)))
     for level in range(1, doublings):
       width = layers.channels_at(self.channels, level, self.min_channels)
@@ -76,6 +81,7 @@ class Discriminator(nn.Module):
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-layer width.
   """
+
   resolution: int
   channels: int
   spectral_norm: bool = False
@@ -87,8 +93,14 @@ class Discriminator(nn.Module):
     def conv(h, width, use_bias):
       # Plain strided conv: on CPU its gradient was measured faster than the
       # space-to-depth rewrite (see layers.py).
-      layer = nn.Conv(width, (4, 4), strides=(2, 2), padding='SAME',
-                      use_bias=use_bias, kernel_init=layers.dcgan_init)
+      layer = nn.Conv(
+        width,
+        (4, 4),
+        strides=(2, 2),
+        padding='SAME',
+        use_bias=use_bias,
+        kernel_init=layers.dcgan_init,
+      )
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
     doublings = layers.num_doublings(self.resolution)
@@ -99,9 +111,12 @@ class Discriminator(nn.Module):
       h = conv(h, width, use_bias=first)
       if not first:  # No BatchNorm on D's input layer (paper, §3).
         h = nn.BatchNorm(
-            use_running_average=not train, momentum=BN_MOMENTUM,
-            epsilon=BN_EPSILON, scale_init=_bn_scale_init,
-            axis_name=self.axis_name)(h)
+          use_running_average=not train,
+          momentum=BN_MOMENTUM,
+          epsilon=BN_EPSILON,
+          scale_init=_bn_scale_init,
+          axis_name=self.axis_name,
+        )(h)
       h = nn.leaky_relu(h, 0.2)
     # A 4x4 valid conv to one channel, written as its equal: flatten + dense.
     h = h.reshape(h.shape[0], -1)

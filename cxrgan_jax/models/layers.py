@@ -17,9 +17,8 @@ All tensors are NHWC float32.
 """
 
 from collections.abc import Callable
-from typing import Any, ClassVar
-
 import math
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -83,21 +82,21 @@ def avg_pool_2x(x: jax.Array) -> jax.Array:
 #   y[2m]   = w[0] x[m-1] + w[2] x[m]
 #   y[2m+1] = w[1] x[m]   + w[3] x[m+1]
 _UP_TAPS = np.zeros((2, 3, 4), np.float32)
-_UP_TAPS[0, 0, 0] = _UP_TAPS[0, 1, 2] = 1.
-_UP_TAPS[1, 1, 1] = _UP_TAPS[1, 2, 3] = 1.
+_UP_TAPS[0, 0, 0] = _UP_TAPS[0, 1, 2] = 1.0
+_UP_TAPS[1, 1, 1] = _UP_TAPS[1, 2, 3] = 1.0
 
 # _NEAREST_TAPS[a, i, t] = 1 when tap t of a 3x3 SAME conv applied after
 # nearest 2x upsampling reads, for output pixel 2m + a, input m + i - 1:
 # upsampled position 2m + a + t - 1 holds input m + floor((a + t - 1) / 2).
 _NEAREST_TAPS = np.zeros((2, 3, 3), np.float32)
-_NEAREST_TAPS[0, 0, 0] = _NEAREST_TAPS[0, 1, 1] = _NEAREST_TAPS[0, 1, 2] = 1.
-_NEAREST_TAPS[1, 1, 0] = _NEAREST_TAPS[1, 1, 1] = _NEAREST_TAPS[1, 2, 2] = 1.
+_NEAREST_TAPS[0, 0, 0] = _NEAREST_TAPS[0, 1, 1] = _NEAREST_TAPS[0, 1, 2] = 1.0
+_NEAREST_TAPS[1, 1, 0] = _NEAREST_TAPS[1, 1, 1] = _NEAREST_TAPS[1, 2, 2] = 1.0
 
 
 def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding='SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    x, kernel, window_strides=(1, 1), padding='SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 class _SubPixelUpConv(nn.Module):
@@ -113,6 +112,7 @@ class _SubPixelUpConv(nn.Module):
     use_bias: add a bias (off when a BatchNorm follows).
     kernel_init: initialiser of the emulated layer's kernel.
   """
+
   features: int
   use_bias: bool = True
   kernel_init: Initializer = nn.initializers.lecun_normal()
@@ -124,17 +124,14 @@ class _SubPixelUpConv(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: [B, H, W, C_in] -> [B, 2H, 2W, features]."""
     c_in, k = x.shape[-1], self.kernel_size
-    kernel = self.param('kernel', self.kernel_init,
-                        (k, k, c_in, self.features), jnp.float32)
+    kernel = self.param('kernel', self.kernel_init, (k, k, c_in, self.features), jnp.float32)
     taps = jnp.asarray(self.taps)
     # k3[i, j, c, a, b, o]: low-res tap (i, j) of output phase (a, b).
-    k3 = jnp.einsum('ait,bju,tuco->ijcabo', taps, taps, kernel,
-                    precision=jax.lax.Precision.HIGHEST)
+    k3 = jnp.einsum('ait,bju,tuco->ijcabo', taps, taps, kernel, precision=jax.lax.Precision.HIGHEST)
     k3 = k3.reshape(3, 3, c_in, 4 * self.features)
     y = depth_to_space(_conv3x3(x, k3), 2)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,),
-                         jnp.float32)
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     return y
 
 
@@ -147,6 +144,7 @@ class ConvTranspose4x4(_SubPixelUpConv):
   zero, so it costs 2.25x the multiply-adds of the transposed conv, yet its
   gradient is ~18x faster on CPU because no input dilation is involved.
   """
+
   kernel_init: Initializer = dcgan_init
 
   kernel_size: ClassVar[int] = 4
@@ -161,6 +159,7 @@ class UpsampleConv3x3(_SubPixelUpConv):
   upsampled input and a wider matmul; its gradient measured ~1.4x faster on
   CPU for 32->64 px layers.
   """
+
   kernel_size: ClassVar[int] = 3
   taps: ClassVar[np.ndarray] = _NEAREST_TAPS
 

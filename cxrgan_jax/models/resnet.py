@@ -26,7 +26,7 @@ MIN_CHANNELS = 16
 BN_MOMENTUM = 0.9
 # He-style scaling for convs followed by ReLU; Glorot (gain 1) for the linear
 # shortcuts and the input/output layers (as in Miyato et al.'s code).
-_relu_init = nn.initializers.variance_scaling(2., 'fan_avg', 'uniform')
+_relu_init = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
 _linear_init = nn.initializers.xavier_uniform()
 
 
@@ -37,18 +37,19 @@ class GBlock(nn.Module):
     features: output channels.
     axis_name: pmap axis over which BatchNorm averages batch statistics.
   """
+
   features: int
   axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     def bn(h):
-      return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                          axis_name=self.axis_name)(h)
+      return nn.BatchNorm(
+        use_running_average=not train, momentum=BN_MOMENTUM, axis_name=self.axis_name
+      )(h)
 
     # = nn.Conv(3x3)(upsample_nearest_2x(h)), computed at low resolution.
-    h = layers.UpsampleConv3x3(self.features, kernel_init=_relu_init)(
-        nn.relu(bn(x)))
+    h = layers.UpsampleConv3x3(self.features, kernel_init=_relu_init)(nn.relu(bn(x)))
     h = nn.Conv(self.features, (3, 3), kernel_init=_relu_init)(nn.relu(bn(h)))
     # A 1x1 conv commutes with nearest upsampling: run it at low resolution.
     s = nn.Conv(self.features, (1, 1), kernel_init=_linear_init)(x)
@@ -64,6 +65,7 @@ class DBlock(nn.Module):
     preactivate: apply ReLU to the input; off for the block that sees images
       (Miyato et al.'s "optimized" first block).
   """
+
   features: int
   spectral_norm: bool = False
   preactivate: bool = True
@@ -94,6 +96,7 @@ class Generator(nn.Module):
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-block width.
   """
+
   resolution: int
   channels: int
   axis_name: str | None = None
@@ -101,14 +104,14 @@ class Generator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-    h = nn.Dense(4 * 4 * self.channels, kernel_init=_linear_init)(
-        z.astype(jnp.float32))
+    h = nn.Dense(4 * 4 * self.channels, kernel_init=_linear_init)(z.astype(jnp.float32))
     h = h.reshape(z.shape[0], 4, 4, self.channels)
     for level in range(1, layers.num_doublings(self.resolution) + 1):
       width = layers.channels_at(self.channels, level, self.min_channels)
       h = GBlock(width, axis_name=self.axis_name)(h, train=train)
-    h = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                     axis_name=self.axis_name)(h)
+    h = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, axis_name=self.axis_name)(
+      h
+    )
     h = nn.Conv(1, (3, 3), kernel_init=_linear_init)(nn.relu(h))
     return jnp.tanh(h)
 
@@ -122,6 +125,7 @@ class Discriminator(nn.Module):
     spectral_norm: spectrally normalise every weight (Miyato et al. 2018).
     min_channels: floor of the per-block width.
   """
+
   resolution: int
   channels: int
   spectral_norm: bool = False
@@ -133,8 +137,9 @@ class Discriminator(nn.Module):
     h = x.astype(jnp.float32)
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)
-      h = DBlock(width, spectral_norm=self.spectral_norm,
-                 preactivate=level != doublings - 1)(h, train=train)
+      h = DBlock(width, spectral_norm=self.spectral_norm, preactivate=level != doublings - 1)(
+        h, train=train
+      )
     # Global sum pooling (Miyato et al. 2018) over the final 4x4 features.
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     dense = nn.Dense(1, kernel_init=_linear_init)

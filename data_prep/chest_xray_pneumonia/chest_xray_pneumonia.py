@@ -155,18 +155,23 @@ def scan_manual_dir(manual_dir: str) -> list[_Entry]:
     split, cls, name = parsed
     label = _label_from(cls, name)
     if label is None:
-      logging.warning('Skipping %s: a PNEUMONIA file name must contain '
-                      '"bacteria" or "virus".', path)
+      logging.warning(
+        'Skipping %s: a PNEUMONIA file name must contain "bacteria" or "virus".', path
+      )
       return
-    entry = _Entry(key=f'{split}/{cls}/{name}', label=label,
-                   patient_id=patient_id_from_name(name),
-                   zip_path=zip_path, member=member)
+    entry = _Entry(
+      key=f'{split}/{cls}/{name}',
+      label=label,
+      patient_id=patient_id_from_name(name),
+      zip_path=zip_path,
+      member=member,
+    )
     found[entry.key].append((path.count('/'), path, entry))
 
   if not os.path.isdir(manual_dir):
     raise FileNotFoundError(
-        f'Manual dir {manual_dir!r} does not exist. Wanted layout:\n'
-        f'{_WANTED_LAYOUT}')
+      f'Manual dir {manual_dir!r} does not exist. Wanted layout:\n{_WANTED_LAYOUT}'
+    )
   for root, dirs, files in os.walk(manual_dir):
     dirs[:] = sorted(d for d in dirs if d != '__MACOSX')
     for name in sorted(files):
@@ -186,10 +191,10 @@ def scan_manual_dir(manual_dir: str) -> list[_Entry]:
 
   if not found:
     raise FileNotFoundError(
-        f'No chest X-ray images found under manual dir {manual_dir!r}. '
-        f'Wanted layout:\n{_WANTED_LAYOUT}')
-  return [min(copies, key=lambda c: c[:2])[2]
-          for _, copies in sorted(found.items())]
+      f'No chest X-ray images found under manual dir {manual_dir!r}. '
+      f'Wanted layout:\n{_WANTED_LAYOUT}'
+    )
+  return [min(copies, key=lambda c: c[:2])[2] for _, copies in sorted(found.items())]
 
 
 def _to_gray(img: Image.Image) -> Image.Image:
@@ -200,8 +205,7 @@ def _to_gray(img: Image.Image) -> Image.Image:
   if img.mode == 'F':
     values = np.asarray(img, dtype=np.float64)
     scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
-    return Image.fromarray(
-        np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))
   # Alpha (RGBA, LA, PA) is dropped: radiographs are opaque.
   return img.convert('L')
 
@@ -230,8 +234,9 @@ def encode_image(data: bytes, image_size: int) -> bytes:
   w, h = gray.size
   side = min(w, h)
   left, top = (w - side) / 2, (h - side) / 2
-  square = gray.resize((image_size, image_size), Image.Resampling.LANCZOS,
-                       box=(left, top, left + side, top + side))
+  square = gray.resize(
+    (image_size, image_size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)
+  )
   out = io.BytesIO()
   # Level 1: ~4x faster to write than the default 6, files ~15% larger.
   square.save(out, format='PNG', compress_level=1)
@@ -253,57 +258,59 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIG_CLASS = ChestXrayPneumoniaConfig
   BUILDER_CONFIGS = [
-      ChestXrayPneumoniaConfig(
-          name='normal', classes=('normal',),
-          description='NORMAL images only (label 0).'),
-      ChestXrayPneumoniaConfig(
-          name='bacterial', classes=('bacterial',),
-          description='Bacterial pneumonia images only (label 1).'),
-      ChestXrayPneumoniaConfig(
-          name='viral', classes=('viral',),
-          description='Viral pneumonia images only (label 2).'),
-      ChestXrayPneumoniaConfig(
-          name='all', classes=CLASS_NAMES,
-          description='All images, 3-way label.'),
+    ChestXrayPneumoniaConfig(
+      name='normal', classes=('normal',), description='NORMAL images only (label 0).'
+    ),
+    ChestXrayPneumoniaConfig(
+      name='bacterial',
+      classes=('bacterial',),
+      description='Bacterial pneumonia images only (label 1).',
+    ),
+    ChestXrayPneumoniaConfig(
+      name='viral', classes=('viral',), description='Viral pneumonia images only (label 2).'
+    ),
+    ChestXrayPneumoniaConfig(
+      name='all', classes=CLASS_NAMES, description='All images, 3-way label.'
+    ),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = 'normal'
 
-  def __init__(self, *, file_format: str | tfds.core.FileFormat | None = None,
-               **kwargs):
+  def __init__(self, *, file_format: str | tfds.core.FileFormat | None = None, **kwargs):
     super().__init__(file_format=file_format, **kwargs)
     # array_record by default, so that `tfds.data_source` (random access, no
     # TensorFlow) can read the build. An explicit `file_format` (CLI flag
     # --file_format) wins, and an existing build keeps its recorded format.
     if file_format is None and not self.is_prepared():
-      self.info.set_file_format(tfds.core.FileFormat.ARRAY_RECORD,
-                                override=True)
+      self.info.set_file_format(tfds.core.FileFormat.ARRAY_RECORD, override=True)
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.image_size
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(
-                shape=(size, size, 1), dtype=np.uint8, encoding_format='png'),
-            'label': tfds.features.ClassLabel(names=CLASS_NAMES),
-            'patient_id': tfds.features.Text(),
-            'filename': tfds.features.Text(),
-        }),
-        supervised_keys=('image', 'label'),
-        homepage=(
-            'https://www.kaggle.com/datasets/paultimothymooney/'
-            'chest-xray-pneumonia'),
+      features=tfds.features.FeaturesDict(
+        {
+          'image': tfds.features.Image(
+            shape=(size, size, 1), dtype=np.uint8, encoding_format='png'
+          ),
+          'label': tfds.features.ClassLabel(names=CLASS_NAMES),
+          'patient_id': tfds.features.Text(),
+          'filename': tfds.features.Text(),
+        }
+      ),
+      supervised_keys=('image', 'label'),
+      homepage=('https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia'),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
     unknown = set(config.classes) - set(CLASS_NAMES)
     if unknown or not config.classes:
-      raise ValueError(f'config.classes must be a non-empty subset of '
-                       f'{CLASS_NAMES}, got {config.classes}')
-    entries = [e for e in scan_manual_dir(os.fspath(dl_manager.manual_dir))
-               if e.label in config.classes]
-    by_split: dict[str, list[_Entry]] = {
-        'train': [], 'validation': [], 'test': []}
+      raise ValueError(
+        f'config.classes must be a non-empty subset of {CLASS_NAMES}, got {config.classes}'
+      )
+    entries = [
+      e for e in scan_manual_dir(os.fspath(dl_manager.manual_dir)) if e.label in config.classes
+    ]
+    by_split: dict[str, list[_Entry]] = {'train': [], 'validation': [], 'test': []}
     for e in entries:
       if e.key.startswith('test/'):
         by_split['test'].append(e)
@@ -311,20 +318,23 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
         by_split['validation'].append(e)
       else:
         by_split['train'].append(e)
-    empty = [name for name, split_entries in by_split.items()
-             if not split_entries]
+    empty = [name for name, split_entries in by_split.items() if not split_entries]
     if empty:
       raise ValueError(
-          f'No images of classes {config.classes} for split(s) {empty} under '
-          f'{dl_manager.manual_dir}. Wanted layout:\n{_WANTED_LAYOUT}')
+        f'No images of classes {config.classes} for split(s) {empty} under '
+        f'{dl_manager.manual_dir}. Wanted layout:\n{_WANTED_LAYOUT}'
+      )
     _warn_on_shared_patients(by_split)
-    logging.info('Found %s images for classes %s.',
-                 {k: len(v) for k, v in by_split.items()}, config.classes)
-    return {name: self._generate_examples(name, split_entries)
-            for name, split_entries in by_split.items()}
+    logging.info(
+      'Found %s images for classes %s.', {k: len(v) for k, v in by_split.items()}, config.classes
+    )
+    return {
+      name: self._generate_examples(name, split_entries) for name, split_entries in by_split.items()
+    }
 
-  def _generate_examples(self, split: str, entries: list[_Entry]
-                         ) -> Iterator[tuple[str, dict[str, object]]]:
+  def _generate_examples(
+    self, split: str, entries: list[_Entry]
+  ) -> Iterator[tuple[str, dict[str, object]]]:
     size = self.builder_config.image_size
     zip_paths = sorted({e.zip_path for e in entries if e.zip_path})
     # One handle per zip and thread: a ZipFile is not safe to share.
@@ -346,23 +356,27 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
     try:
       with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for start in range(0, len(entries), _CHUNK):
-          chunk = entries[start:start + _CHUNK]
+          chunk = entries[start : start + _CHUNK]
           for e, png in zip(chunk, pool.map(convert, chunk)):
             if isinstance(png, Exception):
               skipped += 1
-              logging.warning('Skipping unreadable image %s: %s', e.filename,
-                              png)
+              logging.warning('Skipping unreadable image %s: %s', e.filename, png)
               continue
-            yield e.key, {'image': png, 'label': e.label,
-                          'patient_id': e.patient_id, 'filename': e.filename}
+            yield (
+              e.key,
+              {'image': png, 'label': e.label, 'patient_id': e.patient_id, 'filename': e.filename},
+            )
     finally:
       for zf in opened:
         zf.close()
-    logging.info('Split %s: %d images written, %d unreadable images skipped.',
-                 split, len(entries) - skipped, skipped)
+    logging.info(
+      'Split %s: %d images written, %d unreadable images skipped.',
+      split,
+      len(entries) - skipped,
+      skipped,
+    )
     if skipped:
-      logging.warning('Split %s: skipped %d unreadable image(s).',
-                      split, skipped)
+      logging.warning('Split %s: skipped %d unreadable image(s).', split, skipped)
 
 
 def _warn_on_shared_patients(by_split: Mapping[str, list[_Entry]]) -> None:
@@ -372,5 +386,7 @@ def _warn_on_shared_patients(by_split: Mapping[str, list[_Entry]]) -> None:
   shared = sorted(test & pool)
   if shared:
     logging.warning(
-        '%d patient(s) appear in both the archive test split and train/val, '
-        'e.g. %s.', len(shared), shared[:5])
+      '%d patient(s) appear in both the archive test split and train/val, e.g. %s.',
+      len(shared),
+      shared[:5],
+    )
