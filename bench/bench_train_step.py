@@ -25,6 +25,7 @@ import numpy as np
 
 from configs import dcgan_normal
 from configs import normal
+from cxrgan_jax import parallel
 from cxrgan_jax import steps
 from cxrgan_jax import train
 
@@ -45,7 +46,7 @@ def time_jax_step(config, steps_to_time: int, warmup: int) -> tuple[float, float
       -1, 1, (len(devices), config.d_steps, per_device, config.resolution, config.resolution, 1)
     ).astype(np.float32)
   }
-  rstate = steps.replicate(state, devices)
+  rstate = parallel.replicate(state, devices)
   count = 0
 
   def run(n):

@@ -5,19 +5,27 @@ Layout under the workdir:
   best/<step>/{state,data_iterator,meta}          one, the lowest eval metric so far
 A checkpoint holds the whole TrainState (as a state dict of numpy arrays), the
 input iterator's position and the config, so a restart with the same command
-continues bit for bit.
+continues bit for bit. Sampling and evaluation read only the generator's part
+(`restore_generator`) of either kind (`which='latest'` or `'best'`).
 """
 
+import dataclasses
+import os
 import pathlib
 from typing import Any
 
 import flax
 import jax
+import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
+from cxrgan_jax import models
 from cxrgan_jax.state import TrainState
 
 STATE, DATA, META = 'state', 'data_iterator', 'meta'
+# Checkpoint kinds -> their folder in the workdir.
+FOLDERS = {'latest': 'checkpoints', 'best': 'best'}
 
 
 class CheckpointError(RuntimeError):
@@ -36,9 +44,11 @@ def create_managers(
   """(latest, best) managers; `best` keeps the one checkpoint with the lowest metric."""
   workdir = pathlib.Path(workdir).absolute()
   names = (STATE, DATA, META)
-  latest = ocp.CheckpointManager(workdir / 'checkpoints', options=_options(keep), item_names=names)
+  latest = ocp.CheckpointManager(
+    workdir / FOLDERS['latest'], options=_options(keep), item_names=names
+  )
   best = ocp.CheckpointManager(
-    workdir / 'best',
+    workdir / FOLDERS['best'],
     item_names=names,
     options=_options(
       1,
@@ -117,3 +127,87 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
       f'({type(e).__name__}: {e}); delete that step folder or pass another --step'
     ) from e
   return restored[META]
+
+
+def _folder(workdir: str | os.PathLike, which: str) -> pathlib.Path:
+  if which not in FOLDERS:
+    raise ValueError(f'which={which!r} is unknown; use one of {sorted(FOLDERS)}')
+  return pathlib.Path(workdir).absolute() / FOLDERS[which]
+
+
+def available_steps(workdir: str | os.PathLike, which: str = 'latest') -> list[int]:
+  """Steps saved in `workdir` of kind `which` ('latest' or 'best'), oldest first.
+
+  Only finished checkpoints count (Orbax's temporary folders do not).
+  """
+  folder = _folder(workdir, which)
+  return sorted(ocp.utils.checkpoint_steps(folder)) if folder.is_dir() else []
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorWeights:
+  """What sampling needs from a checkpoint: no discriminator, no optimisers."""
+
+  config: ml_collections.ConfigDict
+  ema_params: Any
+  g_state: Any
+  step: int
+
+
+def _generator_template(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Abstract {'ema_params', 'g_state'} of the config's generator (no compute)."""
+  generator, _ = models.create_models(config)
+  z = jax.ShapeDtypeStruct((1, config.latent_dim), np.float32)
+  variables = jax.eval_shape(lambda x: generator.init(jax.random.key(0), x, train=False), z)
+  variables = flax.core.unfreeze(variables)
+  params = variables.pop('params')
+  return {'ema_params': params, 'g_state': variables}
+
+
+def restore_generator(
+  workdir: str | os.PathLike, *, which: str = 'latest', step: int | None = None
+) -> GeneratorWeights:
+  """The EMA generator weights and G state of one checkpoint of `workdir`.
+
+  Args:
+    workdir: a training run's workdir.
+    which: 'latest' (`checkpoints/`, kept every checkpoint_every_steps) or
+      'best' (`best/`, the lowest in-training Fréchet distance).
+    step: a step of that kind; None takes the newest.
+
+  Raises:
+    CheckpointError: nothing of that kind, or no such step (lists the steps).
+  """
+  folder = _folder(workdir, which)
+  saved = available_steps(workdir, which)
+  if not saved:
+    hint = (
+      'the run kept no best checkpoint; train with config.eval_every_steps > 0'
+      if which == 'best'
+      else f'train first with `python main.py --config=... --workdir={workdir}`'
+    )
+    raise CheckpointError(f'no checkpoint found in {folder}; {hint}')
+  step = saved[-1] if step is None else step
+  if step not in saved:
+    raise CheckpointError(f'no checkpoint for step {step} in {folder}; available: {saved}')
+  manager = ocp.CheckpointManager(
+    folder,
+    options=ocp.CheckpointManagerOptions(create=False),
+    item_handlers={STATE: ocp.PyTreeCheckpointHandler(), META: ocp.JsonCheckpointHandler()},
+  )
+  config = ml_collections.ConfigDict(restore_meta(manager, step)['config'])
+  abstract = _generator_template(config)
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
+  try:
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        **{STATE: ocp.args.PyTreeRestore(abstract, restore_args, partial_restore=True)}
+      ),
+    )[STATE]
+  except Exception as e:  # Orbax raises many types for damaged files.
+    raise CheckpointError(
+      f'checkpoint step {step} in {folder} could not be read: {type(e).__name__}: {e}. '
+      'It is probably corrupt; pass another --step'
+    ) from e
+  return GeneratorWeights(config, restored['ema_params'], restored['g_state'], step)

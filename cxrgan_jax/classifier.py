@@ -47,6 +47,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from cxrgan_jax import batching
+from cxrgan_jax import files
 from cxrgan_jax.metrics import features as features_lib
 
 CLASS_NAMES = ('normal', 'bacterial', 'viral')
@@ -209,26 +211,13 @@ def batched_forward(
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[-1] != 1 or images.dtype != np.uint8:
     raise ValueError(f'Expected uint8 [N, H, W, 1] images, got {images.dtype} {images.shape}.')
-  starts = range(0, len(images), batch_size)
-  if progress:
-    import tqdm  # pylint: disable=g-import-not-at-top
-
-    starts = tqdm.tqdm(starts, desc='cxr features', unit='batch')
-  logits, feats = [], []
-  for start in starts:
-    batch = images[start : start + batch_size]
-    valid = len(batch)
-    if valid < batch_size:
-      batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:], np.uint8)])
-    lg, ft = _forward(model, params, batch, resolution)
-    logits.append(np.asarray(lg)[:valid])
-    feats.append(np.asarray(ft)[:valid])
-  if not logits:
-    return (
-      np.zeros((0, len(CLASS_NAMES)), np.float32),
-      np.zeros((0, model.widths[-1]), np.float32),
-    )
-  return np.concatenate(logits), np.concatenate(feats)
+  return batching.map_batches(
+    lambda batch: _forward(model, params, batch, resolution),
+    images,
+    batch_size=batch_size,
+    progress=progress,
+    desc='cxr features',
+  )
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
@@ -404,7 +393,7 @@ def train_and_evaluate(config: ClassifierConfig, workdir: str | pathlib.Path) ->
     ckptr.save(ckpt_dir, {'params': best_params}, force=True)
     ckptr.wait_until_finished()
   config_dict = dataclasses.asdict(config)
-  _write_json(workdir / CONFIG_FILE, config_dict)
+  files.write_json(workdir / CONFIG_FILE, config_dict)
 
   val_logits, _ = batched_forward(model, best_params, val_x, config.resolution)
   test_logits, _ = batched_forward(model, best_params, test_x, config.resolution)
@@ -417,14 +406,8 @@ def train_and_evaluate(config: ClassifierConfig, workdir: str | pathlib.Path) ->
     'history': history,
     'config': config_dict,
   }
-  _write_json(workdir / METRICS_FILE, metrics)
+  files.write_json(workdir / METRICS_FILE, metrics)
   return metrics
-
-
-def _write_json(path: pathlib.Path, obj: Any) -> None:
-  tmp = path.with_name(f'.{path.name}.tmp')
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
-  tmp.replace(path)
 
 
 @dataclasses.dataclass(frozen=True)

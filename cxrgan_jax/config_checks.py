@@ -53,9 +53,20 @@ def check_config(
     raise ConfigError('config.r1_gamma must be >= 0 and config.r1_interval >= 1')
   if config.instance_noise.std < 0:
     raise ConfigError('config.instance_noise.std must be >= 0')
-  for name in ('num_train_steps', 'log_every_steps', 'checkpoint_every_steps'):
+  for name in (
+    'num_train_steps',
+    'log_every_steps',
+    'sample_every_steps',
+    'checkpoint_every_steps',
+    'keep_checkpoints',
+    'num_sample_images',
+  ):
     if config[name] < 1:
       raise ConfigError(f'config.{name}={config[name]} must be >= 1')
+  if config.eval_every_steps < 0:
+    raise ConfigError(f'config.eval_every_steps={config.eval_every_steps} must be >= 0 (0 = off)')
+  if config.eval_every_steps and config.eval.num_samples < 2:
+    raise ConfigError(f'config.eval.num_samples={config.eval.num_samples} must be >= 2')
   if config.eval_every_steps and config.eval.features not in ('pixels', 'cxr', 'inception'):
     raise ConfigError(
       f'config.eval.features={config.eval.features!r} is unknown; '

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 import time
 from typing import Any
 
@@ -38,6 +37,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from cxrgan_jax import files
 from cxrgan_jax import images as image_utils
 from cxrgan_jax.metrics import diversity
 from cxrgan_jax.metrics import features as features_lib
@@ -51,9 +51,7 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 # Written by `cxrgan_jax.sample` next to the samples; not a sample itself.
 SKIPPED_FILES = ('grid.png',)
 CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = os.path.join(
-  os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'cxrgan_jax', 'real_features'
-)
+DEFAULT_CACHE_DIR = str(files.cache_root() / 'real_features')
 
 
 # --------------------------------------------------------------------------
@@ -157,19 +155,6 @@ def load_image_folder(
 # Feature extractors and the on-disk cache of real features.
 
 
-def _hash_path(path: str | pathlib.Path) -> str:
-  """sha256 of a file, or of a directory's files (names and bytes)."""
-  path = pathlib.Path(path)
-  h = hashlib.sha256()
-  files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
-  for f in files:
-    h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-    with open(f, 'rb') as fh:
-      for block in iter(lambda: fh.read(1 << 20), b''):
-        h.update(block)
-  return h.hexdigest()
-
-
 def _hash_variables(variables: Any) -> str:
   """sha256 over a pytree's leaves (for extractors built from arrays)."""
   h = hashlib.sha256()
@@ -220,18 +205,6 @@ def _cache_path(cache_dir: str | pathlib.Path, key: dict[str, Any]) -> pathlib.P
     pathlib.Path(cache_dir) / f'{dataset}-{key["split"]}-r{key["resolution"]}-{key["extractor"]}-'
     f'{digest[:12]}.npz'
   )
-
-
-def _save_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
 
 
 def real_split_features(
@@ -298,7 +271,8 @@ def real_split_features(
     arrays = dict(features=feats, key=np.asarray(json.dumps(key)))
     if extra is not None:
       arrays['extra'] = extra
-    _save_npz_atomic(path, **arrays)
+    with files.atomic_write(path) as f:
+      np.savez(f, **arrays)
   return feats, extra, False
 
 
@@ -521,14 +495,8 @@ def write_report(
   for title, name in pictures.items():
     lines += [f'## {title}', '', f'![{title}]({name})', '']
   path = output_dir / 'report.md'
-  path.write_text('\n'.join(lines))
+  files.write_text(path, '\n'.join(lines))
   return path
-
-
-def _write_json(path: pathlib.Path, obj: Any) -> None:
-  tmp = path.with_name(f'.{path.name}.tmp')
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
-  tmp.replace(path)
 
 
 # --------------------------------------------------------------------------
@@ -634,9 +602,9 @@ def run(args: EvalArgs) -> dict[str, float]:
   # Generated images.
   t = time.time()
   if args.workdir:
-    from cxrgan_jax import sample  # pylint: disable=g-import-not-at-top
+    from cxrgan_jax import sampling  # pylint: disable=g-import-not-at-top
 
-    fake = sample.generate_images(
+    fake = sampling.generate(
       args.workdir, args.num_samples, seed=args.seed, step=args.step, progress=True
     )
     info['fake_source'] = f'{args.workdir} (step {args.step or "latest"}, seed {args.seed})'
@@ -807,8 +775,8 @@ def run(args: EvalArgs) -> dict[str, float]:
     pictures[title] = name
   metrics = {k: (float(v) if not isinstance(v, int) else v) for k, v in metrics.items()}
   info['seconds']['total'] = time.time() - t_start
-  _write_json(output_dir / 'metrics.json', metrics)
-  _write_json(output_dir / 'evaluation_info.json', info)
+  files.write_json(output_dir / 'metrics.json', metrics)
+  files.write_json(output_dir / 'evaluation_info.json', info)
   write_report(output_dir, metrics, info, pictures)
   return metrics
 

@@ -1,11 +1,11 @@
 """Conversions between model outputs and pictures on disk."""
 
 import os
-import pathlib
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from cxrgan_jax import files
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -29,16 +29,8 @@ def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> n
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
   """Writes a uint8 [H, W] or [H, W, 1] PNG atomically (temp name, then rename)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   image = np.asarray(image)
   if image.ndim == 3:
     image = image[..., 0]
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png')
-  os.close(fd)
-  try:
-    Image.fromarray(image.astype(np.uint8)).save(tmp, format='PNG')
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+  with files.atomic_write(path) as f:
+    Image.fromarray(image.astype(np.uint8)).save(f, format='PNG')

@@ -7,7 +7,6 @@ devices equals the same step on one device with the same global batch.
 
 from typing import Any, Callable
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -16,10 +15,11 @@ import optax
 
 from cxrgan_jax import augment
 from cxrgan_jax import losses
+from cxrgan_jax import parallel
 from cxrgan_jax.state import TrainState
 
 PyTree = Any
-AXIS = 'batch'
+AXIS = parallel.AXIS
 
 
 def apply_model(
@@ -258,38 +258,3 @@ def make_pmapped_steps(
     return lambda step: only
   regularised, plain = build(True), build(False)
   return lambda step: regularised if step % config.r1_interval == 0 else plain
-
-
-def replicate(tree: PyTree, devices=None) -> PyTree:
-  """Copies a host pytree to every device, sharded exactly like pmap's outputs.
-
-  Naming the mesh axis as the pmap's keeps the second step from recompiling
-  (an input sharded over another axis name is a different cache key).
-  """
-  return flax.jax_utils.replicate(tree, devices, axis_name=AXIS)
-
-
-def unreplicate(tree: PyTree) -> PyTree:
-  """Device 0's copy of a pmapped pytree.
-
-  flax.jax_utils.unreplicate keeps the leading axis when pmap ran on a subset
-  of one device, so take the first local shard ourselves.
-  """
-
-  def first(x):
-    if hasattr(x, 'addressable_shards') and x.ndim > 0:
-      return x.addressable_shards[0].data[0]
-    return x[0] if getattr(x, 'ndim', 0) else x
-
-  return jax.tree.map(first, tree)
-
-
-def make_generate_fn(generator: nn.Module) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
-  """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1]."""
-
-  @jax.jit
-  def generate(params, g_state, z):
-    images, _ = apply_model(generator, params, g_state, z, train=False)
-    return jnp.clip(images, -1.0, 1.0)
-
-  return generate

@@ -17,8 +17,11 @@ import numpy as np
 
 from cxrgan_jax import checkpoints
 from cxrgan_jax import config_checks
+from cxrgan_jax import files
 from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
+from cxrgan_jax import parallel
+from cxrgan_jax import sampling
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
 
@@ -29,7 +32,7 @@ class NonFiniteError(FloatingPointError):
 
 def build(config: ml_collections.ConfigDict):
   """state.build with BatchNorm synced over the step's pmap axis."""
-  return state_lib.build(config, axis_name=steps.AXIS)
+  return state_lib.build(config, axis_name=parallel.AXIS)
 
 
 def fixed_latents(config: ml_collections.ConfigDict) -> jax.Array:
@@ -63,9 +66,7 @@ def _truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
     for line in path.read_text().splitlines()
     if line.strip() and json.loads(line)['step'] <= last_step
   ]
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(''.join(line + '\n' for line in kept))
-  tmp.replace(path)
+  files.write_text(path, ''.join(line + '\n' for line in kept))
 
 
 class SampleGrids:
@@ -73,7 +74,7 @@ class SampleGrids:
 
   def __init__(self, config, generator, workdir: pathlib.Path, writer):
     self._z = fixed_latents(config)
-    self._generate = steps.make_generate_fn(generator)
+    self._generate = sampling.make_generate_fn(generator)
     self._dir = workdir / 'samples'
     self._writer = writer
 
@@ -124,7 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
 
   step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)
-  rstate = steps.replicate(state, devices)
+  rstate = parallel.replicate(state, devices)
   meta = {'config': config_dict}
   images_per_step = config.batch_size * config.d_steps
   pending_finite = None  # Device scalar of the previous step, checked one step late.
@@ -140,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   )
 
   def unreplicated_state():
-    return jax.device_get(steps.unreplicate(rstate))
+    return jax.device_get(parallel.unreplicate(rstate))
 
   def check_finite(flag, step):
     if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
@@ -164,7 +165,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     if step % config.log_every_steps == 0 or is_last:
       check_finite(pending_finite, step)
       scalars = {
-        k: float(v) for k, v in jax.device_get(steps.unreplicate(metrics)).items() if k != 'finite'
+        k: float(v)
+        for k, v in jax.device_get(parallel.unreplicate(metrics)).items()
+        if k != 'finite'
       }
       now = time.time()
       steps_per_sec = (step - tick_step) / max(now - tick_time, 1e-9)

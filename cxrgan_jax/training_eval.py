@@ -13,8 +13,7 @@ import ml_collections
 import numpy as np
 
 from cxrgan_jax import evaluate
-from cxrgan_jax import sample
-from cxrgan_jax import steps
+from cxrgan_jax import sampling
 from cxrgan_jax.state import TrainState
 
 
@@ -40,11 +39,16 @@ class TrainingEvaluator:
     num = int(cfg.num_samples)
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xE7A1)
     self._z = np.asarray(jax.random.normal(key, (num, config.latent_dim)), np.float32)
-    self._generate = steps.make_generate_fn(generator)
+    self._sampler = sampling.Sampler(config, generator, None, None, 0)
 
   def __call__(self, step: int, state: TrainState) -> dict[str, float]:
-    del step
-    fakes = sample.generate_batched(self._generate, state.ema_params, state.g_state, self._z)
+    # The compiled generator is reused; only its weights change.
+    self._sampler.params, self._sampler.g_state, self._sampler.step = (
+      state.ema_params,
+      state.g_state,
+      step,
+    )
+    fakes = self._sampler.images_from(self._z)
     fd = evaluate.frechet_distance_to_split(
       fakes, extractor=self._extractor, real_stats=self._real_stats
     )

@@ -23,6 +23,7 @@ import pytest
 from cxrgan_jax.metrics import features
 from cxrgan_jax.metrics import inception
 from cxrgan_jax.metrics import inception_weights as iw
+from cxrgan_jax.metrics import torch_pickle
 
 
 @pytest.fixture(scope='module')
@@ -558,7 +559,7 @@ def test_reader_views_strides_and_dtypes(tmp_path, legacy):
   )
   path = tmp_path / 'x.pth'
   (write_pth_legacy if legacy else write_pth_zip)(path, obj, [st, counts])
-  sd = iw.read_torch_state_dict(path)
+  sd = torch_pickle.read_torch_state_dict(path)
   np.testing.assert_array_equal(sd['t'], base[2:14].reshape(4, 3).T)
   np.testing.assert_array_equal(sd['u'], [0.0, 1.0])
   assert sd['n'].dtype == np.int64 and sd['n'] == 7 and sd['n'].shape == ()
@@ -569,7 +570,7 @@ def test_reader_refuses_arbitrary_globals(tmp_path):
   with zipfile.ZipFile(path, 'w') as zf:
     zf.writestr('archive/data.pkl', pickle.dumps({'x': pathlib.Path('.')}, protocol=2))
   with pytest.raises(pickle.UnpicklingError, match='not allowed'):
-    iw.read_torch_state_dict(path)
+    torch_pickle.read_torch_state_dict(path)
 
 
 @pytest.mark.parametrize('legacy', [False, True])
@@ -706,7 +707,7 @@ def test_reader_on_torch_save(tmp_path, zip_format):
   )
   path = tmp_path / 'torch.pth'
   torch.save(sd, path, _use_new_zipfile_serialization=zip_format)
-  got = iw.read_torch_state_dict(path)
+  got = torch_pickle.read_torch_state_dict(path)
   assert sorted(got) == sorted(sd)
   for k, v in sd.items():
     np.testing.assert_array_equal(got[k], v.numpy())

@@ -7,6 +7,8 @@ import pytest
 
 from configs import base
 from cxrgan_jax import config_checks
+from cxrgan_jax import parallel
+from cxrgan_jax import sampling
 from cxrgan_jax import steps
 from cxrgan_jax import train
 
@@ -36,9 +38,12 @@ def run_one_step(config, num_devices: int, real: np.ndarray):
   p_step = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)(0)
   d, b = real.shape[:2]
   sharded = real.reshape(d, num_devices, b // num_devices, *real.shape[2:]).swapaxes(0, 1)
-  rstate = steps.replicate(state, devices)
+  rstate = parallel.replicate(state, devices)
   rstate, metrics = p_step(rstate, {'image': sharded})
-  return (jax.device_get(steps.unreplicate(rstate)), jax.device_get(steps.unreplicate(metrics)))
+  return (
+    jax.device_get(parallel.unreplicate(rstate)),
+    jax.device_get(parallel.unreplicate(metrics)),
+  )
 
 
 def test_two_devices_equal_one_device_on_the_same_global_batch():
@@ -134,7 +139,7 @@ def test_unknown_optimizer_and_policy_fail_naming_the_field():
 def test_generate_fn_is_deterministic_and_in_range():
   config = tiny_config()
   generator, _, _, _, state = train.build(config)
-  generate = steps.make_generate_fn(generator)
+  generate = sampling.make_generate_fn(generator)
   z = train.fixed_latents(config)
   a = generate(state.ema_params, state.g_state, z)
   b = generate(state.ema_params, state.g_state, z)

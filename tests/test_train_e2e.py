@@ -15,7 +15,7 @@ import pytest
 from configs import demo
 from cxrgan_jax import checkpoints
 from cxrgan_jax import evaluate
-from cxrgan_jax import sample
+from cxrgan_jax import sampling
 from cxrgan_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -92,13 +92,13 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   assert all(np.isfinite(v) and v > 0 for v in fds.values())
   assert best[0] == str(min(fds, key=fds.get)), 'best/ must hold the lowest FD step'
 
-  gen = sample.restore_generator(workdir)
-  out = sample.export_dataset(gen, tmp_path / 'synthetic', 10, seed=3, progress=False)
+  sampler = sampling.restore_sampler(workdir)
+  out = sampling.export_dataset(sampler, tmp_path / 'synthetic', 10, seed=3, progress=False)
   pngs = sorted((out / 'NORMAL').glob('*.png'))
   assert len(pngs) == 10 and (out / 'grid.png').is_file()
   manifest = json.loads((out / 'manifest.json').read_text())
   assert manifest['step'] == 8 and manifest['seed'] == 3
-  again = sample.generate_images(workdir, 10, seed=3)
+  again = sampling.generate(workdir, 10, seed=3)
   from PIL import Image
 
   first = np.asarray(Image.open(pngs[0]))
@@ -127,7 +127,7 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
 
 def test_sampling_errors_are_clear(tmp_path):
   with pytest.raises(checkpoints.CheckpointError, match='no checkpoint found'):
-    sample.restore_generator(tmp_path / 'nothing_here')
+    sampling.restore_sampler(tmp_path / 'nothing_here')
 
 
 def test_resume_after_sigkill_is_bit_exact(demo_tfds_dir, tmp_path):

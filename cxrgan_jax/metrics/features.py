@@ -7,7 +7,6 @@ jitted on a fixed batch shape, with the last batch zero-padded and the padding
 dropped, so each input size compiles exactly once.
 """
 
-import collections
 from collections.abc import Callable
 import dataclasses
 from typing import Any, Protocol
@@ -15,8 +14,8 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tqdm
 
+from cxrgan_jax import batching
 from cxrgan_jax.metrics import inception
 from cxrgan_jax.metrics import inception_weights
 
@@ -69,41 +68,14 @@ class BatchedExtractor:
     self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False
   ) -> tuple[np.ndarray, ...]:
     """All outputs of `batch_fn` for all images, as float32 NumPy arrays."""
-    images = _check_images(images)
-    n = images.shape[0]
-    if n == 0:
-      shapes = jax.eval_shape(
-        self.batch_fn, self.variables, jax.ShapeDtypeStruct((1,) + images.shape[1:], jnp.uint8)
-      )
-      return tuple(np.zeros((0,) + s.shape[1:], np.float32) for s in shapes)
-    batch_size = max(1, min(batch_size, n))
-    pending, outputs = collections.deque(), None
-
-    def collect():
-      nonlocal outputs
-      real, outs = pending.popleft()
-      if outputs is None:
-        outputs = [[] for _ in outs]
-      for acc, out in zip(outputs, outs):
-        acc.append(np.asarray(out[:real], np.float32))
-
-    starts = range(0, n, batch_size)
-    if progress:
-      starts = tqdm.tqdm(starts, desc=f'{self.name} features', unit='batch')
-    for start in starts:
-      batch = images[start : start + batch_size]
-      real = batch.shape[0]
-      if real < batch_size:
-        pad = np.zeros((batch_size - real,) + batch.shape[1:], np.uint8)
-        batch = np.concatenate([batch, pad])
-      # Dispatch is asynchronous: the next batch is prepared while this one
-      # runs; at most two stay in flight so device memory stays bounded.
-      pending.append((real, self._jitted(self.variables, batch)))
-      if len(pending) > 2:
-        collect()
-    while pending:
-      collect()
-    return tuple(np.concatenate(acc) for acc in outputs)
+    outputs = batching.map_batches(
+      lambda batch: self._jitted(self.variables, batch),
+      _check_images(images),
+      batch_size=batch_size,
+      progress=progress,
+      desc=f'{self.name} features',
+    )
+    return tuple(np.asarray(out, np.float32) for out in outputs)
 
   def __call__(
     self, images: np.ndarray, *, batch_size: int = 64, progress: bool = False

@@ -2,9 +2,8 @@
 
 The only weights that give comparable FIDs are pytorch-fid's port of the TF
 2015-12-05 graph, released as a PyTorch state dict
-(`pt_inception-2015-12-05-6726825d.pth`). This module reads that file with a
-small torch-free unpickler (both the zip format of torch >= 1.6 and the older
-"legacy" stream format), maps it one to one onto the Flax `InceptionV3`
+(`pt_inception-2015-12-05-6726825d.pth`). This module reads that file with the
+torch-free unpickler of `torch_pickle`, maps it one to one onto the Flax `InceptionV3`
 variables, checking that no parameter is missing or left over, and caches the
 official file's conversion once as a plain .npz that loads with NumPy alone.
 
@@ -14,27 +13,22 @@ download of the public release -> a `MissingWeightsError` that says how to get
 the file. There is never a silent fallback to random weights.
 """
 
-import collections
 from collections.abc import Mapping
-import hashlib
-import io
 import os
 import pathlib
-import pickle
 import shutil
-import struct
-import tempfile
 from typing import Any
 import urllib.error
 import urllib.request
 import warnings
-import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cxrgan_jax import files
 from cxrgan_jax.metrics import inception
+from cxrgan_jax.metrics import torch_pickle
 
 FID_WEIGHTS_URL = (
   'https://github.com/mseitzer/pytorch-fid/releases/download/'
@@ -44,7 +38,7 @@ FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 # torch.hub convention: the hex digits in the name start the file's SHA-256.
 FID_WEIGHTS_SHA256_PREFIX = '6726825d'
 CONVERTED_NAME = 'pt_inception-2015-12-05-6726825d.npz'
-CACHE_ENV = 'CXRGAN_CACHE'
+CACHE_ENV = files.CACHE_ENV
 # torch BatchNorm bookkeeping with no role at inference; allowed, not needed.
 _IGNORED_SUFFIXES = ('.num_batches_tracked',)
 
@@ -53,192 +47,6 @@ Variables = dict[str, Any]
 
 class MissingWeightsError(FileNotFoundError):
   """The FID Inception weights are nowhere to be found or fetched."""
-
-
-# ----------------------------------------------------------------------------
-# Torch-free .pth reader.
-# ----------------------------------------------------------------------------
-
-_STORAGE_DTYPES = {
-  'FloatStorage': np.float32,
-  'DoubleStorage': np.float64,
-  'HalfStorage': np.float16,
-  'LongStorage': np.int64,
-  'IntStorage': np.int32,
-  'ShortStorage': np.int16,
-  'CharStorage': np.int8,
-  'ByteStorage': np.uint8,
-  'BoolStorage': np.bool_,
-}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-
-
-class _StorageType:
-  """Stands for `torch.FloatStorage` & co.: just the element dtype."""
-
-  def __init__(self, name: str):
-    if name not in _STORAGE_DTYPES:
-      raise pickle.UnpicklingError(f'unsupported torch storage type {name}')
-    self.dtype = np.dtype(_STORAGE_DTYPES[name])
-
-
-class _Storage:
-  """A flat torch storage; `data` is filled when its bytes are read."""
-
-  def __init__(self, dtype: np.dtype, numel: int):
-    self.dtype, self.numel = dtype, numel
-    self.data: np.ndarray | None = None
-
-
-class _PendingTensor:
-  """`_rebuild_tensor_v2` arguments, materialised once storages are read."""
-
-  def __init__(
-    self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
-  ):
-    self.storage, self.offset = storage, offset
-    self.size, self.stride = tuple(size), tuple(stride)
-
-  def materialise(self) -> np.ndarray:
-    flat = self.storage.data
-    if any(s == 0 for s in self.size):
-      return np.zeros(self.size, flat.dtype)
-    last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-    if self.offset < 0 or min(self.stride, default=0) < 0 or last >= flat.size:
-      raise ValueError('tensor view out of its storage bounds')
-    view = np.lib.stride_tricks.as_strided(
-      flat[self.offset :], self.size, [s * flat.itemsize for s in self.stride], writeable=False
-    )
-    return np.array(view)  # Contiguous copy, independent of the file buffer.
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
-  del unused  # requires_grad, backward_hooks[, metadata]: irrelevant here.
-  return _PendingTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, *unused):
-  del unused  # requires_grad, backward_hooks.
-  return data
-
-
-class _TorchUnpickler(pickle.Unpickler):
-  """Resolves only the handful of globals a state dict needs.
-
-  Anything else raises, so reading a .pth cannot execute arbitrary code (the
-  reason torch itself now defaults to `weights_only=True`).
-  """
-
-  def __init__(self, file, storage_loader):
-    super().__init__(file)
-    self._storage_loader = storage_loader
-
-  def find_class(self, module: str, name: str) -> Any:
-    if module == 'torch._utils' and name == '_rebuild_tensor_v2':
-      return _rebuild_tensor_v2
-    if module == 'torch._utils' and name == '_rebuild_parameter':
-      return _rebuild_parameter
-    if module == 'torch' and name.endswith('Storage'):
-      return _StorageType(name)
-    if module == 'collections' and name == 'OrderedDict':
-      return collections.OrderedDict
-    raise pickle.UnpicklingError(f'global {module}.{name} is not allowed in a weights file')
-
-  def persistent_load(self, pid: Any) -> Any:
-    if not (isinstance(pid, tuple) and pid and pid[0] == 'storage'):
-      raise pickle.UnpicklingError(f'unsupported persistent id {pid!r}')
-    return self._storage_loader(*pid[1:])
-
-
-def _materialise(obj: Any) -> Any:
-  if isinstance(obj, _PendingTensor):
-    return obj.materialise()
-  if isinstance(obj, Mapping):
-    return collections.OrderedDict((k, _materialise(v)) for k, v in obj.items())
-  if isinstance(obj, (list, tuple)):
-    return type(obj)(_materialise(v) for v in obj)
-  return obj
-
-
-def _read_zip_format(path: pathlib.Path) -> Any:
-  """torch >= 1.6: `<prefix>/data.pkl` plus one raw entry per storage."""
-  with zipfile.ZipFile(path) as zf:
-    pkl = [n for n in zf.namelist() if n.endswith('data.pkl')]
-    if len(pkl) != 1:
-      raise ValueError(f'{path}: expected one data.pkl, found {pkl}')
-    prefix = pkl[0][: -len('data.pkl')]
-    order = '<'
-    if prefix + 'byteorder' in zf.namelist():
-      order = '>' if zf.read(prefix + 'byteorder').strip() == b'big' else '<'
-    storages: dict[str, _Storage] = {}
-
-    def load(storage_type, key, location, numel, *unused):
-      del location, unused
-      if key not in storages:
-        dtype = storage_type.dtype.newbyteorder(order)
-        st = _Storage(dtype, numel)
-        raw = zf.read(f'{prefix}data/{key}')
-        st.data = np.frombuffer(raw, dtype, count=numel).astype(storage_type.dtype)
-        storages[key] = st
-      return storages[key]
-
-    obj = _TorchUnpickler(io.BytesIO(zf.read(pkl[0])), load).load()
-  return _materialise(obj)
-
-
-def _read_legacy_format(path: pathlib.Path) -> Any:
-  """torch < 1.6 stream: magic, protocol, sys_info, pickle, keys, storages."""
-  with open(path, 'rb') as f:
-    if pickle.load(f) != _LEGACY_MAGIC:
-      raise ValueError(f'{path}: neither a zip nor a legacy torch file')
-    if pickle.load(f) != _LEGACY_PROTOCOL:
-      raise ValueError(f'{path}: unsupported legacy torch protocol')
-    sys_info = pickle.load(f)
-    if not sys_info.get('little_endian', True):
-      raise ValueError(f'{path}: big-endian legacy files are not supported')
-    roots: dict[str, _Storage] = {}
-    views: list[tuple[_Storage, _Storage, int]] = []
-
-    def load(storage_type, root_key, location, numel, view_metadata=None):
-      del location
-      if root_key not in roots:
-        roots[root_key] = _Storage(storage_type.dtype, numel)
-      if view_metadata is None:
-        return roots[root_key]
-      _, view_offset, view_size = view_metadata
-      view = _Storage(storage_type.dtype, view_size)
-      views.append((view, roots[root_key], view_offset))
-      return view
-
-    obj = _TorchUnpickler(f, load).load()
-    for key in pickle.load(f):
-      st = roots[key]
-      (numel,) = struct.unpack('<q', f.read(8))
-      raw = f.read(numel * st.dtype.itemsize)
-      if len(raw) != numel * st.dtype.itemsize:
-        raise ValueError(f'{path}: truncated storage {key}')
-      st.data = np.frombuffer(raw, st.dtype).copy()
-    for view, root, offset in views:
-      view.data = root.data[offset : offset + view.numel]
-  return _materialise(obj)
-
-
-def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-  """Reads a PyTorch state dict file into {name: ndarray} without torch."""
-  path = pathlib.Path(path)
-  if zipfile.is_zipfile(path):
-    obj = _read_zip_format(path)
-  else:
-    obj = _read_legacy_format(path)
-  if not isinstance(obj, Mapping):
-    raise ValueError(f'{path}: expected a state dict, got {type(obj)}')
-  out = {}
-  for k, v in obj.items():
-    if not isinstance(v, np.ndarray):
-      raise ValueError(f'{path}: entry {k!r} is not a tensor')
-    out[str(k)] = v
-  return out
 
 
 # ----------------------------------------------------------------------------
@@ -345,18 +153,10 @@ def variables_to_state_dict(variables: Variables) -> dict[str, np.ndarray]:
 
 def save_npz(variables: Variables, path: str | os.PathLike) -> None:
   """Writes variables as '/'-joined flat keys; atomic (temp file + rename)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   flat = jax.tree_util.tree_flatten_with_path(variables)[0]
   arrays = {'/'.join(p.key for p in fp): np.asarray(leaf, np.float32) for fp, leaf in flat}
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with files.atomic_write(path) as f:
+    np.savez(f, **arrays)
 
 
 def load_npz(path: str | os.PathLike) -> Variables:
@@ -380,17 +180,8 @@ def load_npz(path: str | os.PathLike) -> Variables:
 
 
 def cache_dir() -> pathlib.Path:
-  """$CXRGAN_CACHE, else ~/.cache/cxrgan_jax."""
-  env = os.environ.get(CACHE_ENV)
-  return pathlib.Path(env) if env else pathlib.Path.home() / '.cache' / 'cxrgan_jax'
-
-
-def _sha256(path: pathlib.Path) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
+  """The project's cache root (see `files.cache_root`)."""
+  return files.cache_root()
 
 
 def download(
@@ -401,19 +192,14 @@ def download(
   sha256_prefix: str | None = FID_WEIGHTS_SHA256_PREFIX,
 ) -> pathlib.Path:
   """Downloads url to dest via a temp file; renames only once verified."""
-  dest.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix='.part')
-  try:
-    with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as response:
+  with files.atomic_write(dest) as f:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
       shutil.copyfileobj(response, f)
+    f.flush()
     if sha256_prefix is not None:
-      digest = _sha256(pathlib.Path(tmp))
+      digest = files.sha256(f.name)
       if not digest.startswith(sha256_prefix):
         raise ValueError(f'downloaded {url} has SHA-256 {digest}, expected {sha256_prefix}...')
-    os.replace(tmp, dest)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return dest
 
 
@@ -437,7 +223,7 @@ def convert_pth(
   pth_path: str | os.PathLike, npz_path: str | os.PathLike | None = None
 ) -> Variables:
   """Reads a pytorch-fid .pth, checks it, optionally caches it as .npz."""
-  variables = state_dict_to_variables(read_torch_state_dict(pth_path))
+  variables = state_dict_to_variables(torch_pickle.read_torch_state_dict(pth_path))
   if npz_path is not None:
     save_npz(variables, npz_path)
   return variables
@@ -450,7 +236,7 @@ def _from_pth(path: pathlib.Path, cached_npz: pathlib.Path, sha256_prefix: str |
   later FID that relies on the cache, so other files are converted each time
   and flagged.
   """
-  digest = _sha256(path)
+  digest = files.sha256(path)
   official = sha256_prefix is None or digest.startswith(sha256_prefix)
   if official and cached_npz.is_file():
     return load_npz(cached_npz)

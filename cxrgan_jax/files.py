@@ -1,0 +1,68 @@
+"""Files the project writes: atomically, as JSON, hashed, under one cache root.
+
+Every file a reader may open while a run is still going (metrics, caches,
+PNGs, converted weights) is written to a temporary name in the same folder
+and renamed into place, so a crash or a concurrent reader never sees half a
+file.
+"""
+
+from collections.abc import Iterator
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+from typing import IO, Any
+
+CACHE_ENV = 'CXRGAN_CACHE'
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = 'wb') -> Iterator[IO]:
+  """Opens a temporary file beside `path`; renames it to `path` on success.
+
+  On an exception the temporary file is removed and `path` is left as it
+  was. Parent folders are created.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+  os.close(fd)
+  try:
+    with open(tmp, mode) as f:
+      yield f
+    os.replace(tmp, path)
+  finally:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  with atomic_write(path, 'w') as f:
+    f.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """Indented, key-sorted JSON with a final newline, written atomically."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+
+
+def sha256(path: str | os.PathLike) -> str:
+  """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      h.update(block)
+  return h.hexdigest()
+
+
+def cache_root() -> pathlib.Path:
+  """$CXRGAN_CACHE, else $XDG_CACHE_HOME/cxrgan_jax, else ~/.cache/cxrgan_jax.
+
+  Holds the converted Inception weights and the real-feature cache.
+  """
+  env = os.environ.get(CACHE_ENV)
+  if env:
+    return pathlib.Path(env).expanduser()
+  xdg = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
+  return pathlib.Path(xdg) / 'cxrgan_jax'

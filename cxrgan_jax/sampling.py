@@ -1,0 +1,180 @@
+"""A run's EMA generator -> images in memory, or a synthetic dataset on disk.
+
+The dataset follows the Kaggle archive's layout (OUT/NORMAL/*.png, or
+OUT/PNEUMONIA/*_bacteria_*.png / *_virus_*.png), with OUT/grid.png and
+OUT/manifest.json, so folder-based classifier code, the TFDS builder and
+`cxrgan_jax.evaluate --samples_dir` read it as they read the real images.
+"""
+
+from collections.abc import Callable
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from cxrgan_jax import batching
+from cxrgan_jax import checkpoints
+from cxrgan_jax import files
+from cxrgan_jax import images as image_utils
+from cxrgan_jax import models
+from cxrgan_jax import steps
+
+PyTree = Any
+# Kaggle folder and file-name pattern per class config. Synthetic "patients"
+# get ids from 900000 up so they never collide with real `personN` ids.
+_LAYOUT = {
+  'normal': ('NORMAL', 'SYNTH-IM-{i:06d}-0001.png'),
+  'bacterial': ('PNEUMONIA', 'person{p}_bacteria_{i}.png'),
+  'viral': ('PNEUMONIA', 'person{p}_virus_{i}.png'),
+}
+_SYNTHETIC_PATIENT_OFFSET = 900_000
+
+
+def make_generate_fn(generator: nn.Module) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
+  """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1]."""
+
+  @jax.jit
+  def generate(params, g_state, z):
+    images, _ = steps.apply_model(generator, params, g_state, z, train=False)
+    return jnp.clip(images, -1.0, 1.0)
+
+  return generate
+
+
+class Sampler:
+  """A generator with its weights: latents -> uint8 images, same seed same images."""
+
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    generator: nn.Module,
+    params: PyTree,
+    g_state: PyTree,
+    step: int,
+  ):
+    self.config = config
+    self.step = int(step)
+    self.params, self.g_state = params, g_state
+    generate = make_generate_fn(generator)
+    # Quantised on device, as image_utils.to_uint8 does on the host.
+    self._generate_uint8 = jax.jit(
+      lambda p, s, z: jnp.clip(jnp.rint((generate(p, s, z) + 1.0) * 127.5), 0, 255).astype(
+        jnp.uint8
+      )
+    )
+
+  def latents(self, num: int, seed: int) -> np.ndarray:
+    """float32 [num, latent_dim] standard normal latents of `seed`."""
+    key = jax.random.PRNGKey(seed)
+    return np.asarray(jax.random.normal(key, (num, self.config.latent_dim)), np.float32)
+
+  def images_from(
+    self, z: np.ndarray, *, batch_size: int = 64, progress: bool = False
+  ) -> np.ndarray:
+    """uint8 [N, R, R, 1] from latents z [N, latent] in fixed-size batches (one compile)."""
+    return batching.map_batches(
+      lambda chunk: self._generate_uint8(self.params, self.g_state, chunk),
+      z,
+      batch_size=batch_size,
+      progress=progress,
+      desc='sampling',
+    )
+
+  def images(
+    self, num_images: int, *, seed: int = 0, batch_size: int = 64, progress: bool = False
+  ) -> np.ndarray:
+    """uint8 [num_images, R, R, 1] from the latents of `seed`."""
+    if num_images <= 0:
+      raise ValueError(f'num_images={num_images} must be positive')
+    z = self.latents(num_images, seed)
+    return self.images_from(z, batch_size=batch_size, progress=progress)
+
+
+def restore_sampler(
+  workdir: str | os.PathLike, *, which: str = 'latest', step: int | None = None
+) -> Sampler:
+  """The EMA generator of `workdir`'s `which` ('latest' or 'best') checkpoints at `step`.
+
+  `step` None takes the newest step of that kind. Only the generator's EMA
+  weights and state are read, never the optimisers.
+  """
+  restored = checkpoints.restore_generator(workdir, which=which, step=step)
+  config = ml_collections.ConfigDict(restored.config)
+  generator, _ = models.create_models(config)
+  return Sampler(config, generator, restored.ema_params, restored.g_state, restored.step)
+
+
+def generate(
+  workdir: str | os.PathLike,
+  num_images: int,
+  *,
+  seed: int = 0,
+  which: str = 'latest',
+  step: int | None = None,
+  batch_size: int = 64,
+  progress: bool = False,
+) -> np.ndarray:
+  """uint8 [num_images, R, R, 1] from a run's EMA generator; same seed, same images."""
+  sampler = restore_sampler(workdir, which=which, step=step)
+  return sampler.images(num_images, seed=seed, batch_size=batch_size, progress=progress)
+
+
+def class_of(config: ml_collections.ConfigDict) -> str:
+  name = config.dataset.split('/')[-1]
+  if name not in _LAYOUT:
+    raise ValueError(
+      f'config.dataset={config.dataset!r}: sampling writes one class; '
+      f'expected one of {sorted(_LAYOUT)}'
+    )
+  return name
+
+
+def export_dataset(
+  sampler: Sampler,
+  output_dir: str | os.PathLike,
+  num_images: int,
+  *,
+  seed: int = 0,
+  batch_size: int = 64,
+  progress: bool = True,
+) -> pathlib.Path:
+  """Writes the images, a grid and a manifest; the folder appears only when complete."""
+  output_dir = pathlib.Path(output_dir).absolute()
+  if output_dir.exists() and any(output_dir.iterdir()):
+    raise FileExistsError(f'--output_dir={output_dir} exists and is not empty; choose a new folder')
+  cls = class_of(sampler.config)
+  folder, pattern = _LAYOUT[cls]
+  output_dir.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f'.{output_dir.name}.'))
+  try:
+    images = sampler.images(num_images, seed=seed, batch_size=batch_size, progress=progress)
+    for i, image in enumerate(tqdm.tqdm(images, disable=not progress, desc='writing', unit='img')):
+      name = pattern.format(i=i, p=_SYNTHETIC_PATIENT_OFFSET + i)
+      image_utils.write_png(tmp / folder / name, image)
+    image_utils.write_png(tmp / 'grid.png', image_utils.make_grid(images[:64]))
+    manifest = dict(
+      num_images=num_images,
+      seed=seed,
+      step=sampler.step,
+      class_name=cls,
+      folder=folder,
+      resolution=sampler.config.resolution,
+      weights='ema',
+      config=sampler.config.to_dict(),
+    )
+    files.write_json(tmp / 'manifest.json', manifest)
+    if output_dir.exists():
+      output_dir.rmdir()
+    os.replace(tmp, output_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return output_dir
