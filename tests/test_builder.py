@@ -32,20 +32,23 @@ def _png(img: Image.Image) -> bytes:
   return out.getvalue()
 
 
-def _jpeg(img: Image.Image, size=(40, 30)) -> bytes:
+def _jpeg(img: Image.Image, size=(80, 64)) -> bytes:
   out = io.BytesIO()
   img.convert('RGB').resize(size).save(out, format='JPEG', quality=90)
   return out.getvalue()
 
 
-def _noise(seed: int, mode='L', size=(48, 40)) -> Image.Image:
+def _noise(seed: int, mode='L', size=(80, 72)) -> Image.Image:
   rng = np.random.default_rng(seed)
   arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
   return Image.fromarray(arr).convert(mode)
 
 
-def _uint16(value: int, size=(30, 20)) -> Image.Image:
+def _uint16(value: int, size=(30, 20), right: int | None = None) -> Image.Image:
+  """16-bit gray at `value`; its right half at `right`, if given."""
   arr = np.full((size[1], size[0]), value, np.uint16)
+  if right is not None:
+    arr[:, size[0] // 2 :] = right
   return Image.fromarray(arr, 'I;16')
 
 
@@ -71,7 +74,7 @@ def _quirky_files() -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
     # Train/val pool: RGB, gray, 16-bit, palette, RGBA; mixed-case names.
     'train/NORMAL/IM-0001-0001.jpeg': _jpeg(_noise(1, 'RGB')),
     'train/NORMAL/IM-0002-0001.JPEG': _jpeg(_noise(2, 'L')),
-    'train/NORMAL/NORMAL2-IM-0004-0001.png': _png(_uint16(0x8080)),
+    'train/NORMAL/NORMAL2-IM-0004-0001.png': _png(_uint16(0x8080, (96, 64), right=0xFFFF)),
     'train/NORMAL/IM-0004-0001.png': _png(_noise(4, 'P')),
     'train/NORMAL/IM-0005-0001.PNG': _png(_noise(5, 'RGBA')),
     f'val/NORMAL/{val_normal}-0001.jpeg': _jpeg(_noise(6)),
@@ -85,6 +88,10 @@ def _quirky_files() -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
     # Unreadable: random bytes, and a JPEG cut in half.
     'train/PNEUMONIA/person70_bacteria_5.jpeg': b'not an image at all',
     'test/PNEUMONIA/person71_virus_6.jpeg': _jpeg(_noise(14), size=(200, 200))[:1500],
+    # Degenerate: 1x1, shorter side 63 < min_image_side=64, one grey level.
+    'train/NORMAL/IM-0006-0001.png': _png(_noise(15, size=(1, 1))),
+    'train/NORMAL/IM-0007-0001.jpeg': _jpeg(_noise(16), size=(200, 63)),
+    'test/NORMAL/IM-0101-0001.png': _png(Image.new('L', (300, 300), 90)),
   }
   expected = {
     'train/NORMAL/IM-0001-0001.jpeg': ('normal', 'train'),
@@ -103,7 +110,8 @@ def _quirky_files() -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
   }
   # The fixed train-pool ids must not hash into validation, or the expected
   # splits above would be wrong.
-  for pid in ('IM-0001', 'IM-0002', 'NORMAL2-IM-0004', 'IM-0004', 'IM-0005', 'person70'):
+  train_pool = ('IM-0001', 'IM-0002', 'NORMAL2-IM-0004', 'IM-0004', 'IM-0005', 'IM-0006', 'IM-0007')
+  for pid in (*train_pool, 'person70'):
     assert not builder_lib.is_validation_patient(pid), pid
   return files, expected
 
@@ -176,14 +184,22 @@ def test_quirky_archive(form, quirky_files, tmp_path, caplog):
       name = filename.rsplit('/', 1)[1]
       assert r['patient_id'].decode() == builder_lib.patient_id_from_name(name)
   # 16-bit 0x8080 is scaled to 128, not clipped to 255.
-  sixteen = got['train']['chest_xray/train/NORMAL/NORMAL2-IM-0004-0001.png']
-  np.testing.assert_array_equal(sixteen['image'], 128)
+  sixteen = got['train']['chest_xray/train/NORMAL/NORMAL2-IM-0004-0001.png']['image']
+  np.testing.assert_array_equal(sixteen[:, :4], 128)
+  np.testing.assert_array_equal(sixteen[:, -4:], 255)
 
   log = caplog.text
   assert 'Skipping unreadable image chest_xray/train/PNEUMONIA/person70' in log
   assert 'Skipping unreadable image chest_xray/test/PNEUMONIA/person71' in log
-  assert 'Split train: 7 images written, 1 unreadable images skipped.' in log
-  assert 'Split test: 3 images written, 1 unreadable images skipped.' in log
+  assert 'Skipping degenerate image chest_xray/train/NORMAL/IM-0006-0001.png: 1x1 px' in log
+  assert 'Skipping degenerate image chest_xray/train/NORMAL/IM-0007-0001.jpeg: 200x63 px' in log
+  assert (
+    'Skipping degenerate image chest_xray/test/NORMAL/IM-0101-0001.png: constant image '
+    '(every pixel is 90)'
+  ) in log
+  assert 'Split train: 7 images written, 3 skipped (1 unreadable, 2 degenerate).' in log
+  assert 'Split test: 3 images written, 2 skipped (1 unreadable, 1 degenerate).' in log
+  assert 'Split validation: 3 images written, 0 skipped (0 unreadable, 0 degenerate).' in log
 
 
 def test_single_class_configs_keep_their_class(quirky_files, tmp_path):
@@ -236,6 +252,19 @@ def test_encode_image_crops_centre_and_converts_modes():
   assert _decoded(palette) == 90
   assert _decoded(_uint16(65535)) == 255
   assert _decoded(_uint16(257 * 10)) == 10
+
+
+def test_encode_image_refuses_small_and_constant_images_when_asked():
+  small = _png(_noise(0, size=(200, 63)))
+  with pytest.raises(builder_lib.DegenerateImageError, match='200x63 px.*min_image_side=64'):
+    builder_lib.encode_image(small, 32, min_side=64)
+  assert Image.open(io.BytesIO(builder_lib.encode_image(small, 32, min_side=63))).size == (32, 32)
+  flat = _png(_uint16(0x8080, (100, 100)))
+  with pytest.raises(builder_lib.DegenerateImageError, match='every pixel is 128'):
+    builder_lib.encode_image(flat, 32, min_side=64)
+  # Without min_side (and only then) both are accepted.
+  builder_lib.encode_image(flat, 32)
+  assert {c.min_image_side for c in builder_lib.ChestXrayPneumonia.BUILDER_CONFIGS} == {64}
 
 
 def _decoded(img: Image.Image) -> int:

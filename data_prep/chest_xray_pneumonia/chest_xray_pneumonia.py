@@ -67,10 +67,15 @@ class ChestXrayPneumoniaConfig(tfds.core.BuilderConfig):
   Attributes:
     classes: class names (from CLASS_NAMES) whose images the config keeps.
     image_size: side of the stored square images, in pixels.
+    min_image_side: source images whose shorter side is below this many
+      pixels are skipped (as are constant images): upscaling a thumbnail or
+      a 1x1 placeholder to `image_size` makes a blur no X-ray looks like.
+      The archive's X-rays have shorter sides of 140 px and more.
   """
 
   classes: tuple[str, ...] = CLASS_NAMES
   image_size: int = 256
+  min_image_side: int = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,27 +215,41 @@ def _to_gray(img: Image.Image) -> Image.Image:
   return img.convert('L')
 
 
-def encode_image(data: bytes, image_size: int) -> bytes:
+class DegenerateImageError(ValueError):
+  """A readable image that is no radiograph: too small, or a single grey level."""
+
+
+def encode_image(data: bytes, image_size: int, min_side: int | None = None) -> bytes:
   """Decodes any supported image and returns a gray square PNG.
 
   Args:
     data: bytes of a JPEG or PNG file, any mode and size.
     image_size: side of the output square.
+    min_side: refuse images whose shorter side is below it, and constant
+      images; None accepts both.
 
   Returns:
     PNG bytes of a uint8 (image_size, image_size) grayscale image: short side
     resized to `image_size` (Lanczos, antialiased), centre square kept.
 
   Raises:
+    DegenerateImageError: too small or constant (only with `min_side`).
     OSError, ValueError, SyntaxError: the image is corrupt or truncated.
   """
   with Image.open(io.BytesIO(data)) as img:
+    if min_side is not None and min(img.size) < min_side:
+      raise DegenerateImageError(
+        f'{img.size[0]}x{img.size[1]} px, shorter side below min_image_side={min_side}'
+      )
     if img.format == 'JPEG':
       # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is large;
       # both sides stay >= image_size, so no resolution we keep is lost.
       img.draft('L', (image_size, image_size))
     img.load()
     gray = _to_gray(img)
+  low, high = gray.getextrema()
+  if min_side is not None and low == high:
+    raise DegenerateImageError(f'constant image (every pixel is {low})')
   w, h = gray.size
   side = min(w, h)
   left, top = (w - side) / 2, (h - side) / 2
@@ -336,6 +355,7 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
     self, split: str, entries: list[_Entry]
   ) -> Iterator[tuple[str, dict[str, object]]]:
     size = self.builder_config.image_size
+    min_side = self.builder_config.min_image_side
     zip_paths = sorted({e.zip_path for e in entries if e.zip_path})
     # One handle per zip and thread: a ZipFile is not safe to share.
     local = threading.local()
@@ -346,11 +366,11 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
         local.zips = {p: zipfile.ZipFile(p) for p in zip_paths}
         opened.extend(local.zips.values())
       try:
-        return encode_image(e.read(local.zips), size)
+        return encode_image(e.read(local.zips), size, min_side)
       except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as err:
         return err
 
-    skipped = 0
+    skipped = collections.Counter()
     # PIL drops the GIL while decoding, resizing and encoding, so threads
     # scale over cores; chunks bound the memory held by finished images.
     try:
@@ -359,8 +379,9 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
           chunk = entries[start : start + _CHUNK]
           for e, png in zip(chunk, pool.map(convert, chunk)):
             if isinstance(png, Exception):
-              skipped += 1
-              logging.warning('Skipping unreadable image %s: %s', e.filename, png)
+              kind = 'degenerate' if isinstance(png, DegenerateImageError) else 'unreadable'
+              skipped[kind] += 1
+              logging.warning('Skipping %s image %s: %s', kind, e.filename, png)
               continue
             yield (
               e.key,
@@ -369,14 +390,15 @@ class ChestXrayPneumonia(tfds.core.GeneratorBasedBuilder):
     finally:
       for zf in opened:
         zf.close()
-    logging.info(
-      'Split %s: %d images written, %d unreadable images skipped.',
-      split,
-      len(entries) - skipped,
-      skipped,
+    total = sum(skipped.values())
+    report = (
+      f'Split {split}: {len(entries) - total} images written, {total} skipped '
+      f'({skipped["unreadable"]} unreadable, {skipped["degenerate"]} degenerate).'
     )
-    if skipped:
-      logging.warning('Split %s: skipped %d unreadable image(s).', split, skipped)
+    if total:
+      logging.warning('%s', report)
+    else:
+      logging.info('%s', report)
 
 
 def _warn_on_shared_patients(by_split: Mapping[str, list[_Entry]]) -> None:
