@@ -29,13 +29,9 @@ def main(argv):
   logging.get_absl_handler().addFilter(_quiet_library_info)
   import jax  # pylint: disable=g-import-not-at-top
 
-  # launch.sh sets these on every host of a multi-host run.
-  if os.environ.get('CXRGAN_NUM_PROCESSES', '1') != '1':
-    jax.distributed.initialize(
-      coordinator_address=os.environ['CXRGAN_COORDINATOR'],
-      num_processes=int(os.environ['CXRGAN_NUM_PROCESSES']),
-      process_id=int(os.environ['CXRGAN_PROCESS_ID']),
-    )
+  from cxrgan_jax import parallel  # pylint: disable=g-import-not-at-top
+
+  parallel.initialize_distributed()
   from cxrgan_jax import train  # pylint: disable=g-import-not-at-top
 
   logging.info(

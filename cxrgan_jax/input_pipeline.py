@@ -123,9 +123,13 @@ def train_dataset(
 ) -> grain.IterDataset:
   """The training pipeline of one host; see `create_train_iterator`.
 
-  Hosts take disjoint strided shards of the split (record i goes to host
-  i % process_count), then shuffle their shard globally with `seed`, with a
-  new permutation each epoch.
+  Every host builds the same global stream (the whole split shuffled with
+  `seed`, a new permutation each epoch, flips keyed by the example's position
+  in that stream), cuts it into global batches, and reads only its contiguous
+  slice of each: host i gets examples [i * B/H, (i + 1) * B/H) of every global
+  batch. The global batches, and so the training run, do not depend on the
+  number of hosts, and the iterator state (global batches consumed) restores
+  on any host count. Only a host's own slice is ever decoded.
   """
   _check_resolution(config.resolution, 'config.resolution')
   devices = process_count * local_device_count
@@ -138,18 +142,19 @@ def train_dataset(
   host_batch = config.batch_size // process_count
 
   source = _data_source(config.dataset, config.train_split, config.data_dir)
-  ds = grain.MapDataset.source(source)[process_index::process_count]
-  if len(ds) == 0:  # pylint: disable=g-explicit-length-test
+  if len(source) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError(
-      f'Host {process_index} of {process_count} got no examples of '
-      f'{config.dataset} split {config.train_split!r} ({len(source)} in '
-      'all).'
+      f'{config.dataset} split {config.train_split!r} has no examples; rebuild it '
+      f'with `tfds build {BUILDER_PATH}` (see README).'
     )
+  ds = grain.MapDataset.source(source)
   ds = ds.shuffle(seed=seed).repeat()  # Repeat reseeds the shuffle per epoch.
   ds = ds.map(_Preprocess(config.resolution))
   if config.random_flip:
     ds = ds.random_map(_RandomFlip(), seed=seed)
-  ds = ds.batch(host_batch, drop_remainder=True)
+  # Lazy: batches of B/H consecutive examples, of which every H-th (offset by
+  # this host's index) is this host's slice of one global batch.
+  ds = ds.batch(host_batch, drop_remainder=True)[process_index::process_count]
   ds = ds.map(_ToDevices(local_device_count))
   # Threads overlap PNG decoding (PIL drops the GIL); order stays fixed.
   threads = min(8, os.cpu_count() or 1)

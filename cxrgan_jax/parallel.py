@@ -1,5 +1,6 @@
-"""Host <-> device copies of pytrees for the pmapped step, and its axis name."""
+"""Joining a multi-process run; host <-> device copies of pytrees for the pmapped step."""
 
+import os
 from typing import Any
 
 import flax
@@ -32,3 +33,25 @@ def unreplicate(tree: PyTree) -> PyTree:
     return x[0] if getattr(x, 'ndim', 0) else x
 
   return jax.tree.map(first, tree)
+
+
+def initialize_distributed() -> None:
+  """Joins a multi-process run when launch.sh's CXRGAN_* variables ask for one.
+
+  CXRGAN_COORDINATOR (host:port of process 0), CXRGAN_NUM_PROCESSES and
+  CXRGAN_PROCESS_ID; a no-op when CXRGAN_NUM_PROCESSES is unset or 1. Call it
+  before anything touches a jax device.
+
+  CPU devices of several processes need a cross-process collectives library
+  for the step's pmeans: gloo (jax 0.10's default) unless the user chose one
+  (e.g. 'mpi') or the installed jax defaults to none.
+  """
+  if os.environ.get('CXRGAN_NUM_PROCESSES', '1') == '1':
+    return
+  if jax.config.jax_cpu_collectives_implementation is None:
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(
+    coordinator_address=os.environ['CXRGAN_COORDINATOR'],
+    num_processes=int(os.environ['CXRGAN_NUM_PROCESSES']),
+    process_id=int(os.environ['CXRGAN_PROCESS_ID']),
+  )

@@ -230,7 +230,12 @@ def make_train_step(
 
 
 def pmap_train_step(train_step, devices=None):
-  """pmap over `devices` (default: every local device), donating the state."""
+  """pmap over `devices`, donating the state.
+
+  The default, None, maps over every device of every process: under
+  jax.distributed each process passes arrays over its local devices, and the
+  step's pmeans (and `lax.axis_index`, so the example keys) span all of them.
+  """
   return jax.pmap(train_step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
 
 

@@ -70,7 +70,10 @@ def _truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
 
 
 class SampleGrids:
-  """Writes the fixed-latent EMA grid to TensorBoard and samples/step_000123.png."""
+  """Writes the fixed-latent EMA grid to TensorBoard and samples/step_000123.png.
+
+  Called by process 0 only: the grid is the same on every process.
+  """
 
   def __init__(self, config, generator, workdir: pathlib.Path, writer):
     self._z = fixed_latents(config)
@@ -82,8 +85,7 @@ class SampleGrids:
     fakes = self._generate(state.ema_params, state.g_state, self._z)
     grid = image_utils.make_grid(image_utils.to_uint8(jax.device_get(fakes)))
     path = self._dir / f'step_{step:06d}.png'
-    if jax.process_index() == 0:
-      image_utils.write_png(path, grid)
+    image_utils.write_png(path, grid)
     self._writer.write_images(step, {'samples': grid[None, ..., None]})
     return path
 
@@ -94,6 +96,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   workdir = pathlib.Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
+  # The step is pmapped over every device of every process (its pmeans span
+  # them all); each process holds a replica on, and feeds, its local devices.
   devices = jax.local_devices()
 
   generator, discriminator, g_tx, d_tx, state = build(config)
@@ -124,20 +128,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
 
     evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
 
-  step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx, devices)
+  step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx)
   rstate = parallel.replicate(state, devices)
   meta = {'config': config_dict}
   images_per_step = config.batch_size * config.d_steps
   pending_finite = None  # Device scalar of the previous step, checked one step late.
   tick_time, tick_step = time.time(), initial_step
   logging.info(
-    'Training %s at %d^2 from step %d to %d on %d device(s) x %d process(es)',
+    'Training %s at %d^2 from step %d to %d on %d device(s): %d process(es) x %d local',
     config.model,
     config.resolution,
     initial_step,
     num_steps,
-    len(devices),
+    jax.device_count(),
     jax.process_count(),
+    len(devices),
   )
 
   def unreplicated_state():
@@ -195,7 +200,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
         with jsonl_path.open('a') as f:
           f.write(json.dumps({'step': step, 'time': now, **scalars}) + '\n')
 
-    if step % config.sample_every_steps == 0 or is_last:
+    if is_chief and (step % config.sample_every_steps == 0 or is_last):
       grids(step, unreplicated_state())
     if evaluator is not None and (step % config.eval_every_steps == 0 or is_last):
       host_state = unreplicated_state()

@@ -104,14 +104,39 @@ def test_every_epoch_is_a_new_permutation(demo_tfds_dir):
   assert epoch1 != epoch2  # Reshuffled.
 
 
-def test_hosts_read_disjoint_shards(demo_tfds_dir):
-  config = _config(demo_tfds_dir, batch_size=2)
-  n = input_pipeline.num_examples(config.dataset, 'train', demo_tfds_dir)
-  host0 = _examples(config, (n + 1) // 2, process_index=0, process_count=2)
-  host1 = _examples(config, n // 2, process_index=1, process_count=2)
-  assert len(set(host0)) == len(host0) and len(set(host1)) == len(host1)
-  assert not set(host0) & set(host1)
-  assert len(set(host0) | set(host1)) == n
+def test_hosts_read_disjoint_slices_of_the_same_global_batches(demo_tfds_dir):
+  # Flips on: they must be keyed by the example's place in the global stream.
+  # 12 global batches of 8 cross the end of the first epoch (72 images).
+  config = _config(demo_tfds_dir, random_flip=True)
+
+  def host_batches(process_index, process_count, state=None):
+    ds = input_pipeline.train_dataset(
+      config,
+      seed=0,
+      process_index=process_index,
+      process_count=process_count,
+      local_device_count=1,
+    )
+    iterator = iter(ds)
+    if state is not None:
+      iterator.set_state(state)
+    return _take(iterator, 12), iterator.get_state()
+
+  one_host, state = host_batches(0, 1)
+  host0, state0 = host_batches(0, 2)
+  host1, state1 = host_batches(1, 2)
+  assert state == state0 == state1  # Global batches consumed: any host count resumes.
+  for whole, a, b in zip(one_host, host0, host1):
+    assert a['image'].shape == (1, 4, 64, 64, 1)
+    for key in ('image', 'label'):
+      np.testing.assert_array_equal(np.concatenate([a[key], b[key]], axis=1), whole[key])
+    assert not {_digest(x) for x in a['image'][0]} & {_digest(x) for x in b['image'][0]}
+  # Two hosts resume where one host stopped, and vice versa.
+  one_more, _ = host_batches(0, 1, state0)
+  more0, _ = host_batches(0, 2, state)
+  more1, _ = host_batches(1, 2, state)
+  for whole, a, b in zip(one_more, more0, more1):
+    np.testing.assert_array_equal(np.concatenate([a['image'], b['image']], axis=1), whole['image'])
 
 
 def test_random_flip_mirrors_some_images(demo_tfds_dir):
