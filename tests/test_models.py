@@ -115,6 +115,66 @@ def test_shapes_at_higher_resolution(model, resolution):
   assert logits.shape == (2,) and logits.dtype == jnp.float32
 
 
+def _value_and_vjp(f, x, params, cotangent):
+  """(f(x, params), its gradients wrapt x and params for `cotangent`), jitted."""
+
+  def run(x, params, cotangent):
+    y, vjp = jax.vjp(f, x, params)
+    return y, vjp(cotangent)
+
+  return jax.jit(run)(x, params, cotangent)
+
+
+def _assert_all_close(got, want):
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12), got, want)
+
+
+def _assert_same_function_f64(ours, reference, x_shape, k_shape):
+  """Outputs and input/kernel gradients of two functions f(x, kernel), float64."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(sum(x_shape) + sum(k_shape))
+    x, kernel = rng.standard_normal(x_shape), rng.standard_normal(k_shape)
+    out_shape = jax.eval_shape(reference, x, kernel).shape
+    cotangent = rng.standard_normal(out_shape)
+    got = _value_and_vjp(ours, x, kernel, cotangent)
+    want = _value_and_vjp(reference, x, kernel, cotangent)
+    assert got[0].shape == out_shape and got[0].dtype == jnp.float64
+    _assert_all_close(got, want)
+
+
+DOWN_SHAPES = [(3, 8, 6, 1, 4), (1, 4, 10, 5, 3), (5, 2, 2, 2, 1)]  # B, H, W, C_in, C_out
+UP_SHAPES = [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (5, 1, 1, 3, 2)]
+
+
+@pytest.mark.parametrize('b,h,w,c,o', DOWN_SHAPES)
+def test_conv4x4_stride2_equals_lax_conv(b, h, w, c, o):
+  def reference(x, kernel):
+    return jax.lax.conv_general_dilated(
+      x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  _assert_same_function_f64(layers.conv4x4_stride2, reference, (b, h, w, c), (4, 4, c, o))
+
+
+@pytest.mark.parametrize('b,h,w,c,o', UP_SHAPES)
+def test_conv_transpose4x4_stride2_equals_lax_conv_transpose(b, h, w, c, o):
+  def reference(x, kernel):
+    return jax.lax.conv_transpose(
+      x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  _assert_same_function_f64(layers.conv_transpose4x4_stride2, reference, (b, h, w, c), (4, 4, c, o))
+
+
+def test_matmul_forms_have_no_convolution_in_forward_or_backward():
+  # The point of the rewrite: XLA CPU's dilated convolutions never appear.
+  x, kernel = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 5))
+  for f in (layers.conv4x4_stride2, layers.conv_transpose4x4_stride2):
+    loss = lambda x, k, f=f: jnp.sum(f(x, k) ** 2)
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, kernel))
+    assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+
+
 class _NearestThenConv(nn.Module):
   features: int
 
@@ -123,34 +183,68 @@ class _NearestThenConv(nn.Module):
     return nn.Conv(self.features, (3, 3))(layers.upsample_nearest_2x(x))
 
 
+class _ConvThenPool(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    return layers.avg_pool_2x(nn.Conv(self.features, (3, 3))(x))
+
+
 @pytest.mark.parametrize(
-  'layer,reference',
+  'layer,reference,x_shape',
   [
     (
       layers.ConvTranspose4x4,
       lambda f: nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding='SAME'),
+      (3, 5, 7, 1),  # Odd, non-square sizes exercise both borders of both phases.
     ),
-    (layers.UpsampleConv3x3, _NearestThenConv),
+    (layers.UpsampleConv3x3, _NearestThenConv, (3, 5, 7, 2)),
+    (
+      layers.Conv4x4Down,
+      lambda f: nn.Conv(f, (4, 4), strides=(2, 2), padding='SAME'),
+      (3, 6, 10, 1),
+    ),
+    (layers.Conv3x3AvgPool, _ConvThenPool, (3, 6, 10, 2)),
   ],
 )
-def test_sub_pixel_layers_equal_the_layers_they_replace(layer, reference):
-  # Odd, non-square sizes exercise both borders of both phases.
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 3))
-  ours = layer(2)
-  variables = ours.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(lambda a: jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
-  ref_module = reference(2)
-  ref_params = ref_module.init(jax.random.PRNGKey(1), x)['params']
-  # Same parameters; _NearestThenConv nests its conv one level deeper.
-  params = variables['params']
-  if 'Conv_0' in ref_params:
-    params = {'Conv_0': params}
-  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_params)
-  ref_vars = {'params': params}
-  got = jax.jit(ours.apply)(variables, x)
-  want = jax.jit(ref_module.apply)(ref_vars, x)
-  assert got.shape == (2, 10, 14, 2)
-  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+def test_layers_equal_the_layers_they_replace(layer, reference, x_shape):
+  # Same parameter tree, same outputs and gradients (float64).
+  ours, ref_module = layer(2), reference(2)
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape)
+    shapes = jax.eval_shape(ours.init, jax.random.PRNGKey(1), x)['params']
+    params = jax.tree.map(lambda a: rng.standard_normal(a.shape), shapes)
+    ref_shapes = jax.eval_shape(ref_module.init, jax.random.PRNGKey(1), x)['params']
+    # The references that compose layers nest their conv one level deeper.
+    ref_params = {'Conv_0': params} if 'Conv_0' in ref_shapes else params
+    assert jax.tree.map(jnp.shape, ref_params) == jax.tree.map(jnp.shape, ref_shapes)
+    cotangent = rng.standard_normal(
+      jax.eval_shape(ref_module.apply, {'params': ref_params}, x).shape
+    )
+    got = _value_and_vjp(lambda x, p: ours.apply({'params': p}, x), x, params, cotangent)
+    want = _value_and_vjp(lambda x, p: ref_module.apply({'params': p}, x), x, ref_params, cotangent)
+    if 'Conv_0' in ref_shapes:
+      want = (want[0], (want[1][0], want[1][1]['Conv_0']))
+    _assert_all_close(got, want)
+
+
+@pytest.mark.parametrize('transposed', [False, True])
+def test_from_torch_kernel_layout(transposed):
+  torch = pytest.importorskip('torch')
+  weight = torch.randn((3, 2, 4, 4) if transposed else (2, 3, 4, 4), dtype=torch.float64)
+  x = torch.randn(5, 3, 6, 4, dtype=torch.float64)  # NCHW, C_in = 3.
+  if transposed:
+    want = torch.nn.functional.conv_transpose2d(x, weight, stride=2, padding=1)
+    ours = layers.conv_transpose4x4_stride2
+  else:
+    want = torch.nn.functional.conv2d(x, weight, stride=2, padding=1)
+    ours = layers.conv4x4_stride2
+  with jax.enable_x64(True):
+    kernel = layers.from_torch(weight.numpy(), transposed=transposed)
+    got = ours(jnp.asarray(x.numpy().transpose(0, 2, 3, 1)), jnp.asarray(kernel))
+  np.testing.assert_allclose(got, want.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
 
 
 def test_depth_to_space_layout():

@@ -4,8 +4,9 @@ Convolutional Generative Adversarial Networks"), grayscale, 64-256 px.
 Follows the paper's guidelines: no pooling or fully connected hidden layers,
 BatchNorm in G (all but the output) and D (all but the input layer), ReLU + tanh
 in G, LeakyReLU(0.2) in D, weights ~ N(0, 0.02). Resolution changes use 4x4
-kernels with stride 2; G's transposed convs run as the exactly equivalent
-`layers.ConvTranspose4x4` (fast gradients on CPU).
+kernels with stride 2, run as the exactly equivalent matmul forms
+`layers.ConvTranspose4x4` (G) and `layers.Conv4x4Down` (D), whose gradients
+avoid XLA CPU's slow dilated convolutions (see layers.py).
 
 Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 `min_channels` (e.g. 256 -> 128 -> 64 -> 32 -> 32 at 64 px).
@@ -90,17 +91,9 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    def conv(h, width, use_bias):
-      # Plain strided conv: on CPU its gradient was measured faster than the
-      # space-to-depth rewrite (see layers.py).
-      layer = nn.Conv(
-        width,
-        (4, 4),
-        strides=(2, 2),
-        padding='SAME',
-        use_bias=use_bias,
-        kernel_init=layers.dcgan_init,
-      )
+    def conv(h, width, use_bias, index):
+      # Named as the nn.Conv it replaced, so older checkpoints still restore.
+      layer = layers.Conv4x4Down(width, use_bias=use_bias, name=f'Conv_{index}')
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
     doublings = layers.num_doublings(self.resolution)
@@ -108,7 +101,7 @@ class Discriminator(nn.Module):
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)
       first = level == doublings - 1
-      h = conv(h, width, use_bias=first)
+      h = conv(h, width, use_bias=first, index=doublings - 1 - level)
       if not first:  # No BatchNorm on D's input layer (paper, §3).
         h = nn.BatchNorm(
           use_running_average=not train,

@@ -3,9 +3,11 @@
 Architecture after Gulrajani et al. 2017 ("Improved Training of Wasserstein
 GANs", App. F) and Miyato et al. 2018 ("Spectral Normalization for Generative
 Adversarial Networks", App. B.4): G stacks pre-activation residual blocks that
-upsample (nearest + 3x3 conv, run as the exactly equal sub-pixel conv of
+upsample (nearest + 3x3 conv, run as the exactly equal transposed conv of
 `layers.UpsampleConv3x3`), with BatchNorm; D stacks residual blocks that
-downsample (3x3 convs + 2x2 average pooling) and has *no* normalisation of
+downsample (3x3 convs + 2x2 average pooling, the last conv and the pooling
+run as the exactly equal strided conv of `layers.Conv3x3AvgPool`) and has *no*
+normalisation of
 activations, so each sample's logit depends on that sample only and the R1
 penalty on real data (Mescheder et al. 2018, "Which Training Methods for GANs
 do actually Converge?") is a clean per-sample gradient. Spectral norm on D's
@@ -72,18 +74,20 @@ class DBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    def conv(h, size, init):
-      layer = nn.Conv(self.features, (size, size), kernel_init=init)
+    def conv(layer, h):
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
+    # Explicit names: those of the plain nn.Conv layers of older checkpoints.
     h = nn.relu(x) if self.preactivate else x
-    h = conv(h, 3, _relu_init)
-    h = conv(nn.relu(h), 3, _relu_init)
-    h = layers.avg_pool_2x(h)
+    h = conv(nn.Conv(self.features, (3, 3), kernel_init=_relu_init, name='Conv_0'), h)
+    # = avg_pool_2x(nn.Conv(3x3)(h)), as one 4x4 stride-2 conv.
+    h = conv(
+      layers.Conv3x3AvgPool(self.features, kernel_init=_relu_init, name='Conv_1'), nn.relu(h)
+    )
     # Pooling and a 1x1 conv commute; pooling first is 4x cheaper.
     s = layers.avg_pool_2x(x)
     if x.shape[-1] != self.features:
-      s = conv(s, 1, _linear_init)
+      s = conv(nn.Conv(self.features, (1, 1), kernel_init=_linear_init, name='Conv_2'), s)
     return h + s
 
 
