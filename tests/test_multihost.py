@@ -21,9 +21,11 @@ import time
 import jax
 import multihost_worker
 import numpy as np
+from PIL import Image
 import pytest
 
 from cxrgan_jax import checkpoints
+from cxrgan_jax import sampling
 from cxrgan_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -58,9 +60,16 @@ def free_port() -> int:
 
 def start_two_processes(workdir, out_dir, data_dir, cache_dir) -> list[subprocess.Popen]:
   """Both processes of one run, as launch.sh would start them on one machine."""
+  args = [sys.executable, str(WORKER), str(workdir), str(out_dir)]
+  return start_two(args + [json.dumps(overrides(data_dir))], out_dir, cache_dir)
+
+
+def start_two(args: list[str], out_dir, cache_dir) -> list[subprocess.Popen]:
+  """Two processes of `args` joined by launch.sh's variables; logs in out_dir."""
   out_dir.mkdir(parents=True, exist_ok=True)
   env = dict(
     os.environ,
+    PYTHONPATH=str(ROOT),
     XLA_FLAGS='--xla_force_host_platform_device_count=1',
     JAX_PLATFORMS='cpu',
     JAX_COMPILATION_CACHE_DIR=str(cache_dir),
@@ -68,8 +77,6 @@ def start_two_processes(workdir, out_dir, data_dir, cache_dir) -> list[subproces
     CXRGAN_COORDINATOR=f'localhost:{free_port()}',
     CXRGAN_NUM_PROCESSES='2',
   )
-  args = [sys.executable, str(WORKER), str(workdir), str(out_dir)]
-  args.append(json.dumps(overrides(data_dir)))
   procs = []
   for i in range(2):
     with (out_dir / f'process_{i}.log').open('w') as log:
@@ -194,3 +201,19 @@ def test_two_processes_resume_after_sigkill_bit_exact(two_process_run, demo_tfds
   assert resumed_data == straight_data
   for name in straight_saved:
     np.testing.assert_array_equal(resumed_saved[name], straight_saved[name], err_msg=name)
+
+
+def test_sample_under_two_processes_writes_one_folder(two_process_run, tmp_path):
+  workdir, _, cache = two_process_run
+  out = tmp_path / 'synthetic'
+  args = [sys.executable, '-m', 'cxrgan_jax.sample', f'--workdir={workdir}']
+  args += [f'--output_dir={out}', '--num_images=10', '--seed=3', '--batch_size=4']
+  wait_for(start_two(args, tmp_path / 'logs', cache), tmp_path / 'logs')
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['logs', 'synthetic']  # No temp left.
+  pngs = sorted((out / 'NORMAL').glob('*.png'))
+  assert len(pngs) == 10 and (out / 'grid.png').is_file()
+  manifest = json.loads((out / 'manifest.json').read_text())
+  assert manifest['num_images'] == 10 and manifest['step'] == STEPS
+  expected = sampling.generate(workdir, 10, seed=3, batch_size=4)
+  written = np.stack([np.asarray(Image.open(p)) for p in pngs])
+  np.testing.assert_array_equal(written, expected[..., 0])
