@@ -239,3 +239,8 @@ def load_images(
     'patient_id': np.asarray([text(r['patient_id']) for r in records], dtype=str),
     'filename': np.asarray([text(r['filename']) for r in records], dtype=str),
   }
+
+
+def class_names(dataset: str, data_dir: str | None) -> tuple[str, ...]:
+  """Names of the built dataset's labels, in label order (e.g. normal, bacterial, viral)."""
+  return tuple(_builder(dataset, data_dir).info.features['label'].names)

@@ -124,9 +124,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   grids = SampleGrids(config, generator, workdir, writer)
   evaluator = None
   if config.eval_every_steps:
-    from cxrgan_jax import training_eval  # pylint: disable=g-import-not-at-top
+    from cxrgan_jax.evaluation import in_training  # pylint: disable=g-import-not-at-top
 
-    evaluator = training_eval.TrainingEvaluator(config, generator, workdir)
+    evaluator = in_training.TrainingEvaluator(config, generator, workdir)
 
   step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx)
   rstate = parallel.replicate(state, devices)

@@ -5,24 +5,35 @@ import json
 import numpy as np
 import pytest
 
-from cxrgan_jax import classifier
-from cxrgan_jax.metrics import features
+from configs import classifier as classifier_configs
+from cxrgan_jax import input_pipeline
+from cxrgan_jax.classifier import inference
+from cxrgan_jax.classifier import train
+from cxrgan_jax.evaluation import extractors
+
+CLASS_NAMES = ('normal', 'bacterial', 'viral')
+
+
+def _config(**overrides):
+  config = classifier_configs.get_config()
+  config.update(overrides)
+  return config
 
 
 @pytest.fixture(scope='module')
 def trained(demo_tfds_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('clf')
-  config = classifier.ClassifierConfig(
+  config = _config(
     data_dir=demo_tfds_dir, resolution=64, num_steps=150, batch_size=32, eval_every_steps=50, seed=0
   )
-  metrics = classifier.train_and_evaluate(config, workdir)
+  metrics = train.train_and_evaluate(config, workdir)
   return workdir, config, metrics
 
 
 def test_classification_metrics_by_hand():
   labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
   preds = np.array([0, 0, 1, 1, 2, 2, 2, 0])
-  m = classifier.classification_metrics(labels, preds)
+  m = train.classification_metrics(labels, preds, CLASS_NAMES)
   assert m['accuracy'] == pytest.approx(5 / 8)
   assert m['confusion_matrix'] == [[2, 1, 0], [0, 1, 1], [1, 0, 2]]
   assert m['sensitivity_normal'] == pytest.approx(2 / 3)
@@ -41,42 +52,41 @@ def test_learns_above_chance(trained):
   assert test['pneumonia_accuracy'] > 0.75, test
   history = metrics['history']
   assert history[-1]['train_loss'] < history[0]['train_loss']
-  saved = json.loads((workdir / classifier.METRICS_FILE).read_text())
+  saved = json.loads((workdir / inference.METRICS_FILE).read_text())
   assert saved['test']['accuracy'] == test['accuracy']
-  assert (workdir / classifier.CONFIG_FILE).is_file()
+  assert saved['config']['class_names'] == list(CLASS_NAMES)
+  assert (workdir / inference.CONFIG_FILE).is_file()
 
 
 def test_restored_checkpoint_reproduces_test_accuracy(trained, demo_tfds_dir):
-  from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-
   workdir, config, metrics = trained
-  clf = classifier.load_classifier(workdir)
-  assert clf.config == config
+  clf = inference.load_classifier(workdir)
+  as_json = lambda c: json.loads(json.dumps(c.to_dict()))
+  assert as_json(clf.config) == dict(as_json(config), class_names=list(CLASS_NAMES))
   data = input_pipeline.load_images(config.dataset, 'test', data_dir=demo_tfds_dir, resolution=64)
   acc = float((clf.predict(data['image']) == data['label']).mean())
   assert acc == pytest.approx(metrics['test']['accuracy'])
 
 
 def test_cxr_extractor(trained, demo_tfds_dir):
-  from cxrgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-
   workdir, config, _ = trained
-  extractor = features.get_extractor('cxr', workdir=str(workdir))
-  assert extractor.name == 'cxr' and extractor.dim == config.feature_dim
+  extractor = extractors.make_extractor('cxr', classifier_workdir=str(workdir))
+  feature_dim = config.widths[-1]
+  assert extractor.name == 'cxr' and extractor.dim == feature_dim
   images = input_pipeline.load_images(
     config.dataset, 'validation', data_dir=demo_tfds_dir, resolution=128, max_images=10
   )['image']
   feats = extractor(images, batch_size=4)
-  assert feats.shape == (10, config.feature_dim) and feats.dtype == np.float32
+  assert feats.shape == (10, feature_dim) and feats.dtype == np.float32
   # 128-px inputs are resized to the classifier's 64 px inside the extractor.
-  direct = classifier.load_classifier(workdir).features(images)
+  direct = inference.load_classifier(workdir).features(images)
   np.testing.assert_allclose(feats, direct, rtol=1e-4, atol=1e-5)
   assert np.std(feats, axis=0).max() > 0  # Not a constant embedding.
 
 
 def test_missing_workdir_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='No trained classifier'):
-    classifier.load_classifier(tmp_path)
+    inference.load_classifier(tmp_path)
 
 
 @pytest.mark.slow
@@ -87,9 +97,8 @@ def test_shared_data_reaches_useful_accuracy(shared_chest_xray_dir, tmp_path):
 
   data_dir = tmp_path / 'tfds'
   conftest.build_dataset(shared_chest_xray_dir.parent, data_dir, 'all')
-  metrics = classifier.train_and_evaluate(
-    classifier.ClassifierConfig(data_dir=str(data_dir), resolution=64, num_steps=1500),
-    tmp_path / 'clf',
+  metrics = train.train_and_evaluate(
+    _config(data_dir=str(data_dir), resolution=64, num_steps=1500), tmp_path / 'clf'
   )
   test = metrics['test']
   assert test['accuracy'] > 0.7, test

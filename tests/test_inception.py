@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cxrgan_jax.evaluation import extractors
 from cxrgan_jax.metrics import features
 from cxrgan_jax.metrics import inception
 from cxrgan_jax.metrics import inception_weights as iw
@@ -380,7 +381,7 @@ def test_whole_network_matches_reference(variables, state_dict):
 
 @pytest.fixture(scope='module')
 def extractor(variables):
-  return features.get_extractor('inception', variables=variables)
+  return features.inception_extractor(variables=variables)
 
 
 def test_inception_extractor_shapes_and_padding(extractor):
@@ -411,7 +412,7 @@ def test_inception_extractor_matches_reference_pipeline(extractor, state_dict):
 
 
 def test_pixel_extractor():
-  ex = features.get_extractor('pixels', size=8)
+  ex = features.pixel_extractor(size=8)
   img = np.zeros((2, 16, 16, 1), np.uint8)
   img[1] = 255
   out = ex(img, batch_size=4)
@@ -430,11 +431,10 @@ def test_pixel_extractor():
   np.testing.assert_allclose(out, np.repeat(levels[:, None] * (2 / 3 / 255.0), 64, 1), atol=1e-6)
 
 
-def test_registry():
-  with pytest.raises(ValueError, match='unknown feature extractor.*pixels'):
-    features.get_extractor('nope')
-  features.register_extractor('pixels4', lambda: features.pixel_extractor(4))
-  assert features.get_extractor('pixels4').dim == 16
+def test_extractors_by_name():
+  with pytest.raises(ValueError, match='Unknown feature space.*pixels'):
+    extractors.make_extractor('nope')
+  assert extractors.make_extractor('pixels', pixel_size=4).dim == 16
   with pytest.raises(ValueError, match='uint8'):
     features.pixel_extractor(4)(np.zeros((1, 4, 4, 1), np.float32))
 

@@ -1,8 +1,8 @@
 """One interface for every feature space the evaluation computes metrics in.
 
 FID/KID/precision-recall style metrics only need "images -> [N, d] features";
-which network gives the features (the FID Inception, raw pixels, or a chest
-X-ray classifier registered from another module) is a name. Extraction is
+which network gives the features (the FID Inception, raw pixels, or the chest
+X-ray classifier) is chosen by name in `cxrgan_jax.evaluation.extractors`. Extraction is
 jitted on a fixed batch shape, with the last batch zero-padded and the padding
 dropped, so each input size compiles exactly once.
 """
@@ -143,26 +143,3 @@ def pixel_extractor(size: int = 64) -> BatchedExtractor:
     return (jnp.clip(x, 0.0, 1.0).reshape(x.shape[0], size * size),)
 
   return BatchedExtractor('pixels', size * size, batch_fn)
-
-
-_REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {}
-
-
-def register_extractor(name: str, factory: Callable[..., FeatureExtractor]) -> None:
-  """Makes `get_extractor(name, **kwargs)` call `factory(**kwargs)`."""
-  _REGISTRY[name] = factory
-
-
-def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
-  """Builds a registered extractor; ValueError naming the known ones."""
-  if name not in _REGISTRY:
-    raise ValueError(
-      f'unknown feature extractor {name!r}; registered: '
-      f'{sorted(_REGISTRY)} (modules that add more, e.g. the '
-      "'cxr' classifier, register on import)"
-    )
-  return _REGISTRY[name](**kwargs)
-
-
-register_extractor('inception', inception_extractor)
-register_extractor('pixels', pixel_extractor)

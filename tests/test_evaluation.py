@@ -1,4 +1,4 @@
-"""evaluate: image folders, the real-feature cache, and the binary end to end.
+"""evaluation/: image folders, extractors, the real-feature cache, the suite and its binary.
 
 Real images against real images of another split must look like a perfect
 generator: small FD, 1-NN accuracy near 0.5, few suspected copies.
@@ -15,10 +15,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from cxrgan_jax import classifier
-from cxrgan_jax import evaluate
+from configs import classifier as classifier_configs
+from configs import eval as eval_configs
 from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
+from cxrgan_jax.classifier import train as classifier_train
+from cxrgan_jax.evaluation import extractors
+from cxrgan_jax.evaluation import folders
+from cxrgan_jax.evaluation import in_training
+from cxrgan_jax.evaluation import real_cache
+from cxrgan_jax.evaluation import suite
 from cxrgan_jax.metrics import frechet
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -41,12 +47,9 @@ def setup(demo_tfds_dir, tmp_path_factory):
   )['image']
   splits = {s: load(s) for s in ('train', 'validation', 'test')}
   clf_dir = root / 'clf'
-  classifier.train_and_evaluate(
-    classifier.ClassifierConfig(
-      data_dir=demo_tfds_dir, resolution=RES, num_steps=60, eval_every_steps=30
-    ),
-    clf_dir,
-  )
+  clf_config = classifier_configs.get_config()
+  clf_config.update(data_dir=demo_tfds_dir, resolution=RES, num_steps=60, eval_every_steps=30)
+  classifier_train.train_and_evaluate(clf_config, clf_dir)
   return types.SimpleNamespace(
     root=root,
     data_dir=demo_tfds_dir,
@@ -58,10 +61,11 @@ def setup(demo_tfds_dir, tmp_path_factory):
   )
 
 
-def _args(**overrides) -> evaluate.EvalArgs:
+def _args(**overrides):
   # 16-px pixel space: FD's sqrtm on 32*32 dims alone takes ~10 s on 2 cores.
-  defaults = dict(ms_ssim_pairs=100, num_permutations=200, pixel_size=16)
-  return evaluate.EvalArgs(**dict(defaults, **overrides))
+  config = eval_configs.get_config()
+  config.update(ms_ssim_pairs=100, num_permutations=200, pixel_size=16, **overrides)
+  return config
 
 
 def test_binary_real_vs_real_folders(setup):
@@ -114,7 +118,7 @@ def test_binary_real_vs_real_folders(setup):
   # 28 vs 60 images, small-sample bias keeps it well above 0).
   noise = np.random.default_rng(0).integers(0, 256, setup.splits['test'].shape, np.uint8)
   for space in ('pixels', 'cxr'):
-    extractor = evaluate.make_extractor(space, pixel_size=16, classifier_workdir=setup.clf_dir)
+    extractor = extractors.make_extractor(space, pixel_size=16, classifier_workdir=setup.clf_dir)
     fd_noise = frechet.frechet_distance_from_features(
       extractor(setup.splits['validation']), extractor(noise)
     )
@@ -139,17 +143,17 @@ def test_tfds_real_side_uses_cache_on_second_run(setup):
     split='validation',
     data_dir=setup.data_dir,
     train_split='train',
-    features=['pixels', 'cxr'],
+    features='pixels,cxr',
     classifier_workdir=setup.clf_dir,
     cache_dir=str(cache),
   )
-  first = evaluate.run(_args(output_dir=str(setup.root / 'run1'), **kw))
+  first = suite.run(_args(output_dir=str(setup.root / 'run1'), **kw))
   info1 = json.loads((setup.root / 'run1/evaluation_info.json').read_text())
   assert not any(info1['cache'].values())
   files = sorted(cache.glob('*.npz'))
   assert len(files) == 4  # {validation, train} x {pixels, cxr}.
   mtimes = [f.stat().st_mtime_ns for f in files]
-  second = evaluate.run(_args(output_dir=str(setup.root / 'run2'), **kw))
+  second = suite.run(_args(output_dir=str(setup.root / 'run2'), **kw))
   info2 = json.loads((setup.root / 'run2/evaluation_info.json').read_text())
   assert info2['cache'] == {
     'pixels_real': True,
@@ -160,20 +164,18 @@ def test_tfds_real_side_uses_cache_on_second_run(setup):
   assert [f.stat().st_mtime_ns for f in files] == mtimes
   assert first == second
   # A different number of real images is a different cache entry.
-  evaluate.run(
-    _args(output_dir=str(setup.root / 'run3'), max_real=20, **dict(kw, features=['pixels']))
-  )
+  suite.run(_args(output_dir=str(setup.root / 'run3'), max_real=20, **dict(kw, features='pixels')))
   assert len(list(cache.glob('*.npz'))) == 5
 
 
 def test_copied_training_images_are_flagged(setup):
   out = setup.root / 'out_copies'
-  m = evaluate.run(
+  m = suite.run(
     _args(
       samples_dir=str(setup.train_dir),
       train_dir=str(setup.train_dir),
       real_dir=str(setup.real_dir),
-      features=['cxr'],
+      features='cxr',
       classifier_workdir=setup.clf_dir,
       output_dir=str(out),
     )
@@ -188,15 +190,14 @@ def test_copied_training_images_are_flagged(setup):
 
 
 def test_real_split_statistics_and_fd_to_split(setup):
-  extractor = evaluate.make_extractor('pixels', pixel_size=16)
-  stats = evaluate.real_split_statistics(
-    DATASET, 'validation', setup.data_dir, RES, extractor, setup.root / 'cache_stats'
-  )
+  extractor = extractors.make_extractor('pixels', pixel_size=16)
+  spec = real_cache.SplitSpec(DATASET, 'validation', setup.data_dir, RES)
+  stats = real_cache.real_split_statistics(spec, extractor, setup.root / 'cache_stats')
   assert stats.mu.shape == (extractor.dim,)
-  fd_same = evaluate.frechet_distance_to_split(
+  fd_same = in_training.frechet_distance_to_split(
     setup.splits['validation'], extractor=extractor, real_stats=stats
   )
-  fd_test = evaluate.frechet_distance_to_split(
+  fd_test = in_training.frechet_distance_to_split(
     setup.splits['test'], extractor=extractor, real_stats=stats
   )
   # sqrtm of a rank-27 covariance is only accurate to ~1e-5 here.
@@ -205,41 +206,52 @@ def test_real_split_statistics_and_fd_to_split(setup):
 
 def test_folder_errors(tmp_path):
   with pytest.raises(ValueError, match='No .* images'):
-    evaluate.load_image_folder(tmp_path)
+    folders.load_image_folder(tmp_path)
   with pytest.raises(FileNotFoundError):
-    evaluate.load_image_folder(tmp_path / 'missing')
+    folders.load_image_folder(tmp_path / 'missing')
   (tmp_path / 'bad.png').write_bytes(b'not a png')
   with pytest.raises(ValueError, match='Cannot read image'):
-    evaluate.load_image_folder(tmp_path)
+    folders.load_image_folder(tmp_path)
   (tmp_path / 'bad.png').unlink()
   image_utils.write_png(tmp_path / 'a.png', np.zeros((64, 64), np.uint8))
   image_utils.write_png(tmp_path / 'b.png', np.zeros((32, 32), np.uint8))
   with pytest.raises(ValueError, match='must be square 64x64'):
-    evaluate.load_image_folder(tmp_path)
+    folders.load_image_folder(tmp_path, center_crop=False)
+  # By default mixed sizes are centre-cropped and resized, as the builder does.
+  mixed = folders.load_image_folder(tmp_path, resolution=48)
+  assert mixed.shape == (2, 48, 48, 1)
   # Hidden files, macOS debris and sample grids are skipped; RGB -> gray.
   (tmp_path / 'b.png').unlink()
   (tmp_path / '__MACOSX').mkdir()
   (tmp_path / '__MACOSX' / '._a.png').write_bytes(b'junk')
   image_utils.write_png(tmp_path / 'grid.png', np.zeros((10, 10), np.uint8))
   Image.new('RGB', (80, 40), (200, 100, 0)).save(tmp_path / 'c.jpg')
-  imgs = evaluate.load_image_folder(tmp_path, resolution=64, center_crop=True)
+  imgs = folders.load_image_folder(tmp_path, resolution=64)
   assert imgs.shape == (2, 64, 64, 1) and imgs.dtype == np.uint8
   assert 110 < imgs[1].mean() < 140  # Luma of (200, 100, 0) is ~119.
 
 
+def test_archive_folder_of_mixed_sizes_loads_by_default():
+  folder = PROJECT_ROOT / 'data_prep/demo/chest_xray/test/NORMAL'
+  with pytest.raises(ValueError, match='must be square'):
+    folders.load_image_folder(folder, resolution=64, center_crop=False)
+  imgs = folders.load_image_folder(folder, resolution=64)
+  assert imgs.shape == (len(folders.list_image_files(folder)), 64, 64, 1)
+
+
 def test_unknown_feature_and_missing_inputs(setup, tmp_path):
   with pytest.raises(ValueError, match='Unknown feature space'):
-    evaluate.make_extractor('vgg')
+    extractors.make_extractor('vgg')
   with pytest.raises(ValueError, match='classifier_workdir'):
-    evaluate.make_extractor('cxr')
+    extractors.make_extractor('cxr')
   with pytest.raises(ValueError, match='Unknown feature spaces'):
-    evaluate.run(
+    suite.run(
       _args(
         samples_dir=str(setup.fake_dir),
-        features=['vgg'],
+        features='vgg',
         real_dir=str(setup.real_dir),
         output_dir=str(tmp_path),
       )
     )
   with pytest.raises(ValueError, match='exactly one'):
-    evaluate.run(_args(output_dir=str(tmp_path)))
+    suite.run(_args(output_dir=str(tmp_path)))
