@@ -11,16 +11,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import base
+from configs import tiny
 from cxrgan_jax import input_pipeline
 
 
 def _config(data_dir: str, **overrides):
-  config = base.get_config()
+  config = tiny.get_config()
   config.data_dir = data_dir
   config.dataset = 'chest_xray_pneumonia/normal'
-  config.resolution = 64
-  config.batch_size = 8
   config.update(overrides)
   return config
 

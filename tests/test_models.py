@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import base
+from configs import tiny
 from cxrgan_jax import models
 from cxrgan_jax.models import layers
 
@@ -17,12 +18,8 @@ FAMILIES = ('dcgan', 'resnet')
 
 
 def small_config(model: str, resolution: int = 64, spectral_norm=False):
-  config = base.get_config()
-  config.model = model
+  config = tiny.get_config(model)
   config.resolution = resolution
-  config.latent_dim = 16
-  config.g_channels = 32
-  config.d_channels = 32
   config.spectral_norm = spectral_norm
   return config
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import base
+from configs import tiny
 from cxrgan_jax import config_checks
 from cxrgan_jax import parallel
 from cxrgan_jax import sampling
@@ -14,14 +14,8 @@ from cxrgan_jax import train
 
 
 def tiny_config(model: str = 'resnet', **overrides):
-  config = base.get_config()
-  config.model = model
-  config.resolution = 64
-  config.latent_dim = 16
-  config.g_channels = 32
-  config.d_channels = 32
-  config.batch_size = 8
-  config.r1_interval = 1
+  """configs/tiny.py with every random path of the step switched on."""
+  config = tiny.get_config(model)
   config.augment.p = 0.5
   config.augment.interval = 1
   config.instance_noise.std = 0.1
@@ -116,6 +110,9 @@ def test_non_finite_step_keeps_the_old_state():
     ('model', 'stylegan9', 'config.model'),
     ('d_steps', 0, 'config.d_steps'),
     ('ema_decay', 1.5, 'config.ema_decay'),
+    ('sample_every_steps', 0, 'config.sample_every_steps'),
+    ('checkpoint_every_steps', 0, 'config.checkpoint_every_steps'),
+    ('eval_every_steps', -1, 'config.eval_every_steps'),
   ],
 )
 def test_impossible_configs_fail_naming_the_field(field, value, message):

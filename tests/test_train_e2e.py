@@ -10,48 +10,34 @@ import time
 
 import jax
 import numpy as np
+from PIL import Image
 import pytest
 
-from configs import demo
+from configs import eval as eval_configs
+from configs import tiny
 from cxrgan_jax import checkpoints
-from cxrgan_jax import evaluate
 from cxrgan_jax import sampling
 from cxrgan_jax import train
+from cxrgan_jax.evaluation import suite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def small_overrides(data_dir, steps: int) -> dict:
-  return {
-    'data_dir': str(data_dir),
-    'num_train_steps': steps,
-    'batch_size': 8,
-    'latent_dim': 16,
-    'g_channels': 32,
-    'd_channels': 32,
-    'log_every_steps': 2,
-    'sample_every_steps': 4,
-    'checkpoint_every_steps': 4,
-    'num_sample_images': 16,
-  }
-
-
 def small_config(data_dir, steps: int):
-  config = demo.get_config()
-  for key, value in small_overrides(data_dir, steps).items():
-    config[key] = value
+  config = tiny.get_config('dcgan')
+  config.data_dir, config.num_train_steps = str(data_dir), steps
   return config
 
 
 def main_command(workdir, data_dir, steps: int) -> list[str]:
-  flags = [f'--config.{k}={v}' for k, v in small_overrides(data_dir, steps).items()]
   return [
     sys.executable,
     str(ROOT / 'main.py'),
-    f'--config={ROOT / "configs/demo.py"}',
+    f'--config={ROOT / "configs/tiny.py"}:dcgan',
     f'--workdir={workdir}',
-    *flags,
+    f'--config.data_dir={data_dir}',
+    f'--config.num_train_steps={steps}',
   ]
 
 
@@ -74,7 +60,6 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   workdir = tmp_path / 'run'
   config = small_config(demo_tfds_dir, 8)
   config.eval_every_steps = 4
-  config.eval.num_samples = 16
   state = train.train_and_evaluate(config, str(workdir))
   assert int(state.step) == 8
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4', '8']
@@ -99,35 +84,60 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   manifest = json.loads((out / 'manifest.json').read_text())
   assert manifest['step'] == 8 and manifest['seed'] == 3
   again = sampling.generate(workdir, 10, seed=3)
-  from PIL import Image
-
   first = np.asarray(Image.open(pngs[0]))
   np.testing.assert_array_equal(first, again[0, ..., 0])
 
-  report = tmp_path / 'eval'
-  metrics = evaluate.run(
-    evaluate.EvalArgs(
-      output_dir=str(report),
-      workdir=str(workdir),
-      num_samples=24,
-      dataset='chest_xray_pneumonia/normal',
-      split='test',
-      data_dir=str(demo_tfds_dir),
-      features=('pixels',),
-      cache_dir='',
-      ms_ssim_pairs=20,
-      num_permutations=50,
-    )
+  # The kept best checkpoint is reachable: sampled by the binary, evaluated by the suite.
+  best_step = int(best[0])
+  assert checkpoints.available_steps(workdir, 'best') == [best_step]
+  assert sampling.restore_sampler(workdir, which='best').step == best_step
+  proc = subprocess.run(
+    [sys.executable, '-m', 'cxrgan_jax.sample', f'--workdir={workdir}', '--which=best']
+    + [f'--output_dir={tmp_path / "best_synthetic"}', '--num_images=4', '--seed=3'],
+    cwd=ROOT,
+    env=dict(subprocess_env(), PYTHONPATH=str(ROOT)),
+    capture_output=True,
+    text=True,
+    check=False,
   )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  best_manifest = json.loads((tmp_path / 'best_synthetic' / 'manifest.json').read_text())
+  assert best_manifest['step'] == best_step
+  best_images = sampling.generate(workdir, 4, seed=3, which='best')
+  first = np.asarray(Image.open(sorted((tmp_path / 'best_synthetic/NORMAL').glob('*.png'))[0]))
+  np.testing.assert_array_equal(first, best_images[0, ..., 0])
+
+  report = tmp_path / 'eval'
+  config = eval_configs.get_config()
+  config.update(
+    output_dir=str(report),
+    workdir=str(workdir),
+    which='best',
+    num_samples=24,
+    dataset='chest_xray_pneumonia/normal',
+    split='test',
+    data_dir=str(demo_tfds_dir),
+    features='pixels',
+    cache_dir='',
+    ms_ssim_pairs=20,
+    num_permutations=50,
+  )
+  metrics = suite.run(config)
   assert np.isfinite(metrics['fd_pixels']) and metrics['fd_pixels'] > 0
   assert 0.0 <= metrics['one_nn_accuracy_pixels'] <= 1.0
   assert json.loads((report / 'metrics.json').read_text())['fd_pixels'] == metrics['fd_pixels']
+  info = json.loads((report / 'evaluation_info.json').read_text())
+  assert f'best step {best_step}' in info['fake_source']
   assert (report / 'report.md').is_file()
 
 
 def test_sampling_errors_are_clear(tmp_path):
   with pytest.raises(checkpoints.CheckpointError, match='no checkpoint found'):
     sampling.restore_sampler(tmp_path / 'nothing_here')
+  with pytest.raises(checkpoints.CheckpointError, match='eval_every_steps'):
+    sampling.restore_sampler(tmp_path / 'nothing_here', which='best')
+  with pytest.raises(ValueError, match='which'):
+    checkpoints.available_steps(tmp_path, 'newest')
 
 
 def test_resume_after_sigkill_is_bit_exact(demo_tfds_dir, tmp_path):

@@ -1,0 +1,31 @@
+"""files: writes appear whole or not at all; one cache root."""
+
+import json
+
+import pytest
+
+from cxrgan_jax import files
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+  path = tmp_path / 'sub' / 'data.json'
+  files.write_json(path, {'b': 1, 'a': [1, 2]})
+  assert json.loads(path.read_text()) == {'a': [1, 2], 'b': 1}
+  assert path.read_text().endswith('\n')
+  with pytest.raises(RuntimeError):
+    with files.atomic_write(path, 'w') as f:
+      f.write('half a file')
+      raise RuntimeError('crash while writing')
+  # The old content is intact and no temporary file is left behind.
+  assert json.loads(path.read_text()) == {'a': [1, 2], 'b': 1}
+  assert [p.name for p in path.parent.iterdir()] == ['data.json']
+
+
+def test_sha256_and_cache_root(tmp_path, monkeypatch):
+  (tmp_path / 'x').write_bytes(b'abc')
+  assert files.sha256(tmp_path / 'x').startswith('ba7816bf')  # SHA-256('abc').
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / 'cache'))
+  assert files.cache_root() == tmp_path / 'cache'
+  monkeypatch.delenv(files.CACHE_ENV)
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+  assert files.cache_root() == tmp_path / 'xdg' / 'cxrgan_jax'
