@@ -82,6 +82,34 @@ def save(
   )
 
 
+def check_shapes(manager: ocp.CheckpointManager, step: int, abstract: Any) -> None:
+  """Raises CheckpointError when a saved array's shape differs from `abstract`'s.
+
+  Orbax restores such arrays without complaint (truncated or padded), so a
+  checkpoint of another model layout would load as garbage. Leaves that the
+  checkpoint lacks are left to Orbax; an unreadable tree to restore's handling.
+  """
+  try:
+    saved = manager.item_metadata(step)[STATE]
+  except Exception:  # pylint: disable=broad-except
+    return
+  saved_shapes = {
+    jax.tree_util.keystr(path): tuple(leaf.shape)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(saved)
+    if hasattr(leaf, 'shape')
+  }
+  for path, leaf in jax.tree_util.tree_leaves_with_path(abstract):
+    name = jax.tree_util.keystr(path)
+    if name in saved_shapes and saved_shapes[name] != tuple(leaf.shape):
+      raise CheckpointError(
+        f'checkpoint step {step} in {manager.directory} does not fit this model: '
+        f'{name} has shape {saved_shapes[name]} there but {tuple(leaf.shape)} in the '
+        'model built from the config. It was written with other model settings '
+        '(model, resolution, *_channels, latent_dim) or by code with another '
+        'parameter layout; restore it with its own config and code version'
+      )
+
+
 def restore(
   manager: ocp.CheckpointManager, template: TrainState, step: int | None = None
 ) -> tuple[TrainState, dict, dict]:
@@ -91,6 +119,7 @@ def restore(
     raise CheckpointError(f'no checkpoint in {manager.directory}')
   target = flax.serialization.to_state_dict(jax.device_get(template))
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  check_shapes(manager, step, abstract)
   try:
     restored = manager.restore(
       step,
@@ -197,6 +226,7 @@ def restore_generator(
   )
   config = ml_collections.ConfigDict(restore_meta(manager, step)['config'])
   abstract = _generator_template(config)
+  check_shapes(manager, step, abstract)
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
   try:
     restored = manager.restore(

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from configs import base
+from cxrgan_jax import checkpoints
 from cxrgan_jax import models
+from cxrgan_jax import state as state_lib
 
 FIXTURE = pathlib.Path(__file__).parent / 'data' / 'pre_matmul_layers.json'
 CASES = [('dcgan', False), ('dcgan', True), ('resnet', False), ('resnet', True)]
@@ -90,6 +92,27 @@ def test_old_variable_trees_load_and_compute_the_same(model, spectral_norm):
   assert got['d_tree'] == want['d_tree']
   np.testing.assert_allclose(got['g_corners'], want['g_corners'], rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(got['d_logits'], want['d_logits'], rtol=1e-4, atol=1e-4)
+
+
+def test_restore_of_another_layout_fails_naming_the_array(tmp_path):
+  # Orbax alone would restore mismatched shapes silently (truncated/padded).
+  config = _config('dcgan', False)
+  saved = state_lib.build(config)[-1]
+  latest, _ = checkpoints.create_managers(tmp_path, keep=1)
+  wider = _config('dcgan', False)
+  wider.g_channels = 16
+  # A meta config that disagrees with the arrays: what a checkpoint of an
+  # older parameter layout looks like to restore_generator.
+  checkpoints.save(latest, saved, {}, {'config': wider.to_dict()})
+  latest.wait_until_finished()
+  template = jax.eval_shape(lambda: state_lib.build(wider)[-1])  # Shapes suffice.
+  message = r"\['ema_params'\]\['BatchNorm_0'\]\['bias'\] has shape \(8,\) there but \(16,\)"
+  with pytest.raises(checkpoints.CheckpointError, match=message):
+    checkpoints.restore(latest, template)
+  with pytest.raises(checkpoints.CheckpointError, match='does not fit this model'):
+    checkpoints.restore_generator(tmp_path)
+  restored, _, _ = checkpoints.restore(latest, saved)  # Control: same layout restores.
+  assert int(restored.step) == int(saved.step)
 
 
 if __name__ == '__main__':
