@@ -35,6 +35,19 @@ def unreplicate(tree: PyTree) -> PyTree:
   return jax.tree.map(first, tree)
 
 
+def launched_process_index() -> int:
+  """This process's index in a launch.sh-style job (CXRGAN_PROCESS_ID); 0 outside one.
+
+  For the offline binaries (sample, evaluate), which need no other process:
+  process 0 does all the work as a plain single process and writes the one
+  output folder; the others exit at once. They do not join the job, because
+  every Orbax read of a joined process waits for all the others (measured).
+  """
+  if os.environ.get('CXRGAN_NUM_PROCESSES', '1') == '1':
+    return 0
+  return int(os.environ['CXRGAN_PROCESS_ID'])
+
+
 def initialize_distributed() -> None:
   """Joins a multi-process run when launch.sh's CXRGAN_* variables ask for one.
 

@@ -6,14 +6,12 @@ writes OUT/NORMAL/*.png (or OUT/PNEUMONIA/*_bacteria_*.png / *_virus_*.png),
 OUT/grid.png and OUT/manifest.json (see `cxrgan_jax.sampling`).
 
 Started on every host of a multi-host job (launch.sh's CXRGAN_* variables),
-all processes read the checkpoint together, as Orbax requires, and process 0
-alone writes the one folder.
+process 0 writes the one folder and the others exit.
 """
 
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 
 from cxrgan_jax import checkpoints
 from cxrgan_jax import parallel
@@ -35,12 +33,11 @@ flags.mark_flags_as_required(['workdir', 'output_dir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  parallel.initialize_distributed()
+  if index := parallel.launched_process_index():
+    print(f'Process {index}: process 0 writes {FLAGS.output_dir}')
+    return
   try:
     sampler = sampling.restore_sampler(FLAGS.workdir, which=FLAGS.which, step=FLAGS.step)
-    if jax.process_index() > 0:
-      print(f'Process {jax.process_index()}: process 0 writes {FLAGS.output_dir}')
-      return
     out = sampling.export_dataset(
       sampler, FLAGS.output_dir, FLAGS.num_images, seed=FLAGS.seed, batch_size=FLAGS.batch_size
     )

@@ -1,5 +1,8 @@
 """Two real processes on localhost train one model (jax.distributed, gloo CPU collectives).
 
+Then `sample` and `evaluate` started as two processes of a job write one
+folder (process 0's), not two racing ones.
+
 Each process has one CPU device and runs tests/multihost_worker.py, which joins
 the run as main.py does and trains the tiny DCGAN below with two D updates
 per step, augmentation and instance noise: every path of the step that
@@ -209,6 +212,7 @@ def test_sample_under_two_processes_writes_one_folder(two_process_run, tmp_path)
   args = [sys.executable, '-m', 'cxrgan_jax.sample', f'--workdir={workdir}']
   args += [f'--output_dir={out}', '--num_images=10', '--seed=3', '--batch_size=4']
   wait_for(start_two(args, tmp_path / 'logs', cache), tmp_path / 'logs')
+  assert 'process 0 writes' in (tmp_path / 'logs' / 'process_1.log').read_text()
   assert sorted(p.name for p in tmp_path.iterdir()) == ['logs', 'synthetic']  # No temp left.
   pngs = sorted((out / 'NORMAL').glob('*.png'))
   assert len(pngs) == 10 and (out / 'grid.png').is_file()
@@ -217,3 +221,19 @@ def test_sample_under_two_processes_writes_one_folder(two_process_run, tmp_path)
   expected = sampling.generate(workdir, 10, seed=3, batch_size=4)
   written = np.stack([np.asarray(Image.open(p)) for p in pngs])
   np.testing.assert_array_equal(written, expected[..., 0])
+
+
+def test_evaluate_under_two_processes_writes_one_report(two_process_run, demo_tfds_dir, tmp_path):
+  workdir, _, cache = two_process_run
+  out = tmp_path / 'eval'
+  args = [sys.executable, '-m', 'cxrgan_jax.evaluate', f'--workdir={workdir}']
+  args += [f'--output_dir={out}', '--num_samples=16', '--features=pixels', '--pixel_size=16']
+  args += [f'--data_dir={demo_tfds_dir}', '--split=test', '--cache_dir=']
+  args += ['--ms_ssim_pairs=20', '--num_permutations=50']
+  wait_for(start_two(args, tmp_path / 'logs', cache), tmp_path / 'logs')
+  assert 'process 0 writes' in (tmp_path / 'logs' / 'process_1.log').read_text()
+  metrics = json.loads((out / 'metrics.json').read_text())
+  assert metrics['num_fake'] == 16 and np.isfinite(metrics['fd_pixels'])
+  info = json.loads((out / 'evaluation_info.json').read_text())
+  assert f'step {STEPS}' in info['fake_source']
+  assert (out / 'report.md').is_file()
