@@ -15,11 +15,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from configs import classifier as classifier_configs
 from configs import eval as eval_configs
 from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
-from cxrgan_jax.classifier import train as classifier_train
 from cxrgan_jax.evaluation import extractors
 from cxrgan_jax.evaluation import folders
 from cxrgan_jax.evaluation import in_training
@@ -47,9 +45,23 @@ def setup(demo_tfds_dir, tmp_path_factory):
   )['image']
   splits = {s: load(s) for s in ('train', 'validation', 'test')}
   clf_dir = root / 'clf'
-  clf_config = classifier_configs.get_config()
-  clf_config.update(data_dir=demo_tfds_dir, resolution=RES, num_steps=60, eval_every_steps=30)
-  classifier_train.train_and_evaluate(clf_config, clf_dir)
+  # The classifier binary, with the flags it had before configs/classifier.py
+  # (shorthands of --config.FIELD) and one --config. override.
+  proc = subprocess.run(
+    [sys.executable, '-m', 'cxrgan_jax.classifier', f'--workdir={clf_dir}']
+    + [f'--data_dir={demo_tfds_dir}', f'--resolution={RES}', '--num_steps', '60']
+    + ['--config.eval_every_steps=30', '--balance=sampling'],
+    cwd=PROJECT_ROOT,
+    env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'pneumonia vs normal' in proc.stdout
+  saved = json.loads((clf_dir / 'classifier_config.json').read_text())
+  assert (saved['num_steps'], saved['eval_every_steps'], saved['resolution']) == (60, 30, RES)
   return types.SimpleNamespace(
     root=root,
     data_dir=demo_tfds_dir,
