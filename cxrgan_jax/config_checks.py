@@ -6,6 +6,7 @@ import ml_collections
 from cxrgan_jax import augment
 from cxrgan_jax import losses
 from cxrgan_jax import models
+from cxrgan_jax.evaluation import extractors
 
 OPTIMIZERS = ('adam', 'sgd')
 
@@ -67,8 +68,7 @@ def check_config(
     raise ConfigError(f'config.eval_every_steps={config.eval_every_steps} must be >= 0 (0 = off)')
   if config.eval_every_steps and config.eval.num_samples < 2:
     raise ConfigError(f'config.eval.num_samples={config.eval.num_samples} must be >= 2')
-  if config.eval_every_steps and config.eval.features not in ('pixels', 'cxr', 'inception'):
+  if config.eval_every_steps and config.eval.features not in extractors.NAMES:
     raise ConfigError(
-      f'config.eval.features={config.eval.features!r} is unknown; '
-      "use 'pixels', 'cxr' or 'inception'"
+      f'config.eval.features={config.eval.features!r} is unknown; use one of {extractors.NAMES}'
     )

@@ -25,6 +25,7 @@ LAYERS = {
   'cxrgan_jax.evaluation': 2,
   'cxrgan_jax.sampling': 2,
   'cxrgan_jax.classifier': 2,
+  'cxrgan_jax.config_checks': 2,  # Checks config.eval against evaluation's names.
   'cxrgan_jax.steps': 1,
   'cxrgan_jax.state': 1,
   'cxrgan_jax.checkpoints': 1,
@@ -33,7 +34,6 @@ LAYERS = {
   'cxrgan_jax.input_pipeline': 1,
   'cxrgan_jax.losses': 1,
   'cxrgan_jax.augment': 1,
-  'cxrgan_jax.config_checks': 1,
   'cxrgan_jax.parallel': 1,
   'cxrgan_jax.files': 0,
   'cxrgan_jax.images': 0,
