@@ -41,8 +41,18 @@ def _default_fields(name: str) -> dict:
 
 
 def expand_shorthands(argv: Sequence[str], name: str) -> list[str]:
-  """argv with `--FIELD...` of configs/<name>.py rewritten to `--config.FIELD...`."""
+  """argv with `--FIELD...` of configs/<name>.py rewritten to `--config.FIELD...`.
+
+  A `--config FILE` given after them moves first: config_flags wants the file
+  before its overrides.
+  """
   config = _default_fields(name)
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg == '--config' or arg.startswith('--config='):
+      n = 2 if arg == '--config' else 1
+      argv = argv[:1] + argv[i : i + n] + argv[1:i] + argv[i + n :]
+      break
   out = [argv[0]]
   for arg in argv[1:]:
     key, eq, value = arg[2:].partition('=') if arg.startswith('--') else ('', '', '')

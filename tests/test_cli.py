@@ -24,3 +24,14 @@ def test_shorthands_become_config_overrides():
     'p',
     '--config.balance=loss',
   ]
+
+
+def test_config_file_moves_before_the_overrides():
+  argv = ['p', '--workdir=w', '--config', 'my.py', '--seed=1']
+  assert cli.expand_shorthands(argv, 'classifier') == [
+    'p',
+    '--config',
+    'my.py',
+    '--config.workdir=w',
+    '--config.seed=1',
+  ]
