@@ -2,6 +2,7 @@
 
   python bench/bench_train_step.py [--resolutions 64 128] [--batch_size 64]
       [--families dcgan resnet] [--channels 128] [--repeats 2]
+      [--compute_dtypes float32 bfloat16]
 
 Prints one table: images/s of a full step (D update + G update) per family
 and resolution on this machine's JAX devices, and the same step in PyTorch
@@ -118,6 +119,12 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=4)
   parser.add_argument('--repeats', type=int, default=1)
   parser.add_argument('--families', nargs='+', default=['dcgan', 'resnet'])
+  parser.add_argument(
+    '--compute_dtypes',
+    nargs='+',
+    default=['float32'],
+    help='JAX config.compute_dtype values to time (PyTorch stays float32).',
+  )
   parser.add_argument('--no_torch', action='store_true')
   parser.add_argument(
     '--channels',
@@ -140,15 +147,22 @@ def main() -> None:
   rows = []
   for family in args.families:
     for res in args.resolutions:
-      config = bench_config(family, res, args.batch_size, args.channels)
-      jax_rate = torch_rate = 0.0
-      compile_s = None
+      configs = {}
+      for dtype in args.compute_dtypes:
+        configs[dtype] = bench_config(family, res, args.batch_size, args.channels)
+        configs[dtype].compute_dtype = dtype
+      jax_rates, compile_s, torch_rate = dict.fromkeys(configs, 0.0), {}, 0.0
       for _ in range(args.repeats):
-        rate, first_s = time_jax_step(config, args.steps, args.warmup)
-        jax_rate, compile_s = max(jax_rate, rate), compile_s or first_s
+        for dtype, config in configs.items():
+          rate, first_s = time_jax_step(config, args.steps, args.warmup)
+          jax_rates[dtype] = max(jax_rates[dtype], rate)
+          compile_s.setdefault(dtype, first_s)
         if torch_version:
           torch_rate = max(torch_rate, time_torch_step(family, config, args.steps, args.warmup))
-      rows.append((family, res, config.g_channels, jax_rate, compile_s, torch_rate or None))
+      for dtype, config in configs.items():
+        rows.append(
+          (family, res, config.g_channels, dtype, jax_rates[dtype], compile_s[dtype], torch_rate)
+        )
       loads.append(load())
       print(f'  measured {family} {res}px ({loads[-1]})', flush=True)
 
@@ -160,14 +174,17 @@ def main() -> None:
     f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}'
   )
   print(f'{loads[0]} at start, {loads[-1]} at end; best of {args.repeats} alternating run(s)')
-  print('| family | res | width | JAX img/s | JAX compile s | PyTorch img/s | JAX / PyTorch |')
-  print('|---|---|---|---|---|---|---|')
-  for family, res, width, jax_rate, compile_s, torch_rate in rows:
+  print(
+    '| family | res | width | JAX compute | JAX img/s | JAX compile s | PyTorch f32 img/s '
+    '| JAX / PyTorch |'
+  )
+  print('|---|---|---|---|---|---|---|---|')
+  for family, res, width, dtype, jax_rate, compile_s, torch_rate in rows:
     torch_cells = (
-      ('-', '-') if torch_rate is None else (f'{torch_rate:.1f}', f'{jax_rate / torch_rate:.2f}x')
+      ('-', '-') if not torch_rate else (f'{torch_rate:.1f}', f'{jax_rate / torch_rate:.2f}x')
     )
     print(
-      f'| {family} | {res} | {width} | {jax_rate:.1f} | {compile_s:.1f} | '
+      f'| {family} | {res} | {width} | {dtype} | {jax_rate:.1f} | {compile_s:.1f} | '
       f'{torch_cells[0]} | {torch_cells[1]} |'
     )
 

@@ -32,6 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.g_channels = 256  # Widest generator channel count (at 4x4).
   config.d_channels = 256  # Widest discriminator channel count (at 4x4).
   config.spectral_norm = False  # Spectral norm on D (Miyato et al. 2018).
+  # 'bfloat16': layers compute in bf16 (matmuls accumulate in float32);
+  # parameters, optimiser state, G's images, D's logits and losses stay float32.
+  config.compute_dtype = 'float32'
 
   # --- Losses and optimisation -------------------------------------------
   config.loss = 'non_saturating'  # 'minimax', 'non_saturating' or 'hinge'.

@@ -359,6 +359,7 @@ def test_spectral_norm_bounds_the_kernel(resnet_sn_d):
     ('latent_dim', 0, 'config.latent_dim'),
     ('g_channels', -8, 'config.g_channels'),
     ('d_channels', 32.5, 'config.d_channels'),
+    ('compute_dtype', 'float16', 'config.compute_dtype'),
   ],
 )
 def test_validate_model_config_names_the_field(field, value, message):
@@ -368,6 +369,24 @@ def test_validate_model_config_names_the_field(field, value, message):
     models.validate_model_config(config)
   with pytest.raises(ValueError, match=message):
     models.create_models(config)
+
+
+@pytest.mark.parametrize('model', FAMILIES)
+def test_bfloat16_compute_keeps_float32_params_and_outputs(model):
+  # Traced only (no compilation): the matmuls run in bf16, the interfaces do not.
+  config = small_config(model)
+  config.compute_dtype = 'bfloat16'
+  g, d = models.create_models(config)
+  z = jax.ShapeDtypeStruct((2, config.latent_dim), jnp.float32)
+  g_vars = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(0), z, train=False), z)
+  images = jax.eval_shape(lambda v, z: g.apply(v, z, train=False), g_vars, z)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.PRNGKey(0), x, train=False), images)
+  assert images.dtype == jnp.float32
+  assert {a.dtype for a in jax.tree.leaves((g_vars, d_vars))} == {jnp.dtype(jnp.float32)}
+  logits_fn = lambda v, x: d.apply(v, x, train=False)
+  assert jax.eval_shape(logits_fn, d_vars, images).dtype == jnp.float32
+  jaxpr = str(jax.make_jaxpr(logits_fn)(d_vars, jnp.zeros(images.shape)))
+  assert 'bf16' in jaxpr and 'preferred_element_type=float32' in jaxpr
 
 
 def test_validate_accepts_base_config():

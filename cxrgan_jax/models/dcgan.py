@@ -12,6 +12,8 @@ Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 `min_channels` (e.g. 256 -> 128 -> 64 -> 32 -> 32 at 64 px).
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -39,12 +41,14 @@ class Generator(nn.Module):
     channels: width at 4x4 (the widest layer).
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-layer width.
+    dtype: compute dtype (None: float32); parameters and output stay float32.
   """
 
   resolution: int
   channels: int
   axis_name: str | None = None
   min_channels: int = MIN_CHANNELS
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
@@ -55,21 +59,22 @@ class Generator(nn.Module):
         epsilon=BN_EPSILON,
         scale_init=_bn_scale_init,
         axis_name=self.axis_name,
+        dtype=self.dtype,
       )(h)
 
     doublings = layers.num_doublings(self.resolution)
     width = self.channels
     # "Project and reshape" (the paper's Fig. 1): a matmul to 4x4xC.
-    h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=layers.dcgan_init)(
+    h = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=layers.dcgan_init, dtype=self.dtype)(
       z.astype(jnp.float32)
     )
     h = nn.relu(bn(h.reshape(z.shape[0], 4, 4, width)))
     for level in range(1, doublings):
       width = layers.channels_at(self.channels, level, self.min_channels)
-      h = layers.ConvTranspose4x4(width, use_bias=False)(h)
+      h = layers.ConvTranspose4x4(width, use_bias=False, dtype=self.dtype)(h)
       h = nn.relu(bn(h))
-    h = layers.ConvTranspose4x4(1)(h)
-    return jnp.tanh(h)
+    h = layers.ConvTranspose4x4(1, dtype=self.dtype)(h)
+    return jnp.tanh(h.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
@@ -81,6 +86,7 @@ class Discriminator(nn.Module):
     spectral_norm: spectrally normalise every weight (Miyato et al. 2018).
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-layer width.
+    dtype: compute dtype (None: float32); parameters and logits stay float32.
   """
 
   resolution: int
@@ -88,16 +94,17 @@ class Discriminator(nn.Module):
   spectral_norm: bool = False
   axis_name: str | None = None
   min_channels: int = MIN_CHANNELS
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     def conv(h, width, use_bias, index):
       # Named as the nn.Conv it replaced, so older checkpoints still restore.
-      layer = layers.Conv4x4Down(width, use_bias=use_bias, name=f'Conv_{index}')
+      layer = layers.Conv4x4Down(width, use_bias=use_bias, dtype=self.dtype, name=f'Conv_{index}')
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
     doublings = layers.num_doublings(self.resolution)
-    h = x.astype(jnp.float32)
+    h = x.astype(self.dtype or jnp.float32)
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)
       first = level == doublings - 1
@@ -109,10 +116,11 @@ class Discriminator(nn.Module):
           epsilon=BN_EPSILON,
           scale_init=_bn_scale_init,
           axis_name=self.axis_name,
+          dtype=self.dtype,
         )(h)
       h = nn.leaky_relu(h, 0.2)
     # A 4x4 valid conv to one channel, written as its equal: flatten + dense.
     h = h.reshape(h.shape[0], -1)
-    dense = nn.Dense(1, kernel_init=layers.dcgan_init)
+    dense = nn.Dense(1, kernel_init=layers.dcgan_init, dtype=self.dtype)
     logits = layers.maybe_spectral_norm(dense, self.spectral_norm)(h, train)
-    return logits[:, 0]
+    return logits[:, 0].astype(jnp.float32)

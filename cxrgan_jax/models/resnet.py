@@ -18,6 +18,8 @@ Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 runs two 3x3 convs at full resolution, the dominant CPU cost at 128 px.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -38,23 +40,30 @@ class GBlock(nn.Module):
   Attributes:
     features: output channels.
     axis_name: pmap axis over which BatchNorm averages batch statistics.
+    dtype: compute dtype (None: float32).
   """
 
   features: int
   axis_name: str | None = None
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     def bn(h):
       return nn.BatchNorm(
-        use_running_average=not train, momentum=BN_MOMENTUM, axis_name=self.axis_name
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        axis_name=self.axis_name,
+        dtype=self.dtype,
       )(h)
 
-    # = nn.Conv(3x3)(upsample_nearest_2x(h)), computed at low resolution.
-    h = layers.UpsampleConv3x3(self.features, kernel_init=_relu_init)(nn.relu(bn(x)))
-    h = nn.Conv(self.features, (3, 3), kernel_init=_relu_init)(nn.relu(bn(h)))
+    # = nn.Conv(3x3)(upsample_nearest_2x(h)), as a 4x4 stride-2 transposed conv.
+    h = layers.UpsampleConv3x3(self.features, kernel_init=_relu_init, dtype=self.dtype)(
+      nn.relu(bn(x))
+    )
+    h = nn.Conv(self.features, (3, 3), kernel_init=_relu_init, dtype=self.dtype)(nn.relu(bn(h)))
     # A 1x1 conv commutes with nearest upsampling: run it at low resolution.
-    s = nn.Conv(self.features, (1, 1), kernel_init=_linear_init)(x)
+    s = nn.Conv(self.features, (1, 1), kernel_init=_linear_init, dtype=self.dtype)(x)
     return h + layers.upsample_nearest_2x(s)
 
 
@@ -66,11 +75,13 @@ class DBlock(nn.Module):
     spectral_norm: spectrally normalise the convs.
     preactivate: apply ReLU to the input; off for the block that sees images
       (Miyato et al.'s "optimized" first block).
+    dtype: compute dtype (None: float32).
   """
 
   features: int
   spectral_norm: bool = False
   preactivate: bool = True
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -78,8 +89,9 @@ class DBlock(nn.Module):
       return layers.maybe_spectral_norm(layer, self.spectral_norm)(h, train)
 
     # Explicit names: those of the plain nn.Conv layers of older checkpoints.
+    dt = self.dtype
     h = nn.relu(x) if self.preactivate else x
-    h = conv(nn.Conv(self.features, (3, 3), kernel_init=_relu_init, name='Conv_0'), h)
+    h = conv(nn.Conv(self.features, (3, 3), kernel_init=_relu_init, dtype=dt, name='Conv_0'), h)
     # = avg_pool_2x(nn.Conv(3x3)(h)), as one 4x4 stride-2 conv.
     h = conv(
       layers.Conv3x3AvgPool(self.features, kernel_init=_relu_init, name='Conv_1'), nn.relu(h)
@@ -87,7 +99,7 @@ class DBlock(nn.Module):
     # Pooling and a 1x1 conv commute; pooling first is 4x cheaper.
     s = layers.avg_pool_2x(x)
     if x.shape[-1] != self.features:
-      s = conv(nn.Conv(self.features, (1, 1), kernel_init=_linear_init, name='Conv_2'), s)
+      s = conv(nn.Conv(self.features, (1, 1), kernel_init=_linear_init, dtype=dt, name='Conv_2'), s)
     return h + s
 
 
@@ -99,25 +111,28 @@ class Generator(nn.Module):
     channels: width at 4x4 (the widest layer).
     axis_name: pmap axis over which BatchNorm averages batch statistics.
     min_channels: floor of the per-block width.
+    dtype: compute dtype (None: float32); parameters and output stay float32.
   """
 
   resolution: int
   channels: int
   axis_name: str | None = None
   min_channels: int = MIN_CHANNELS
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-    h = nn.Dense(4 * 4 * self.channels, kernel_init=_linear_init)(z.astype(jnp.float32))
+    dt = self.dtype
+    h = nn.Dense(4 * 4 * self.channels, kernel_init=_linear_init, dtype=dt)(z.astype(jnp.float32))
     h = h.reshape(z.shape[0], 4, 4, self.channels)
     for level in range(1, layers.num_doublings(self.resolution) + 1):
       width = layers.channels_at(self.channels, level, self.min_channels)
-      h = GBlock(width, axis_name=self.axis_name)(h, train=train)
-    h = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, axis_name=self.axis_name)(
-      h
-    )
-    h = nn.Conv(1, (3, 3), kernel_init=_linear_init)(nn.relu(h))
-    return jnp.tanh(h)
+      h = GBlock(width, axis_name=self.axis_name, dtype=dt)(h, train=train)
+    h = nn.BatchNorm(
+      use_running_average=not train, momentum=BN_MOMENTUM, axis_name=self.axis_name, dtype=dt
+    )(h)
+    h = nn.Conv(1, (3, 3), kernel_init=_linear_init, dtype=dt)(nn.relu(h))
+    return jnp.tanh(h.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
@@ -128,24 +143,29 @@ class Discriminator(nn.Module):
     channels: width at 4x4 (the widest layer).
     spectral_norm: spectrally normalise every weight (Miyato et al. 2018).
     min_channels: floor of the per-block width.
+    dtype: compute dtype (None: float32); parameters and logits stay float32.
   """
 
   resolution: int
   channels: int
   spectral_norm: bool = False
   min_channels: int = MIN_CHANNELS
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     doublings = layers.num_doublings(self.resolution)
-    h = x.astype(jnp.float32)
+    h = x.astype(self.dtype or jnp.float32)
     for level in reversed(range(doublings)):
       width = layers.channels_at(self.channels, level, self.min_channels)
-      h = DBlock(width, spectral_norm=self.spectral_norm, preactivate=level != doublings - 1)(
-        h, train=train
-      )
-    # Global sum pooling (Miyato et al. 2018) over the final 4x4 features.
-    h = jnp.sum(nn.relu(h), axis=(1, 2))
+      h = DBlock(
+        width,
+        spectral_norm=self.spectral_norm,
+        preactivate=level != doublings - 1,
+        dtype=self.dtype,
+      )(h, train=train)
+    # Global sum pooling (Miyato et al. 2018) over the final 4x4 features, in float32.
+    h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
     dense = nn.Dense(1, kernel_init=_linear_init)
     logits = layers.maybe_spectral_norm(dense, self.spectral_norm)(h, train)
     return logits[:, 0]
