@@ -7,15 +7,25 @@ A checkpoint holds the whole TrainState (as a state dict of numpy arrays), the
 input iterator's position and the config, so a restart with the same command
 continues bit for bit. Sampling and evaluation read only the generator's part
 (`restore_generator`) of either kind (`which='latest'` or `'best'`).
+
+A step that no longer restores (a disk that filled, a file truncated by a copy,
+a half-synced folder) is skipped by `restore_newest`: the newest step that
+restores is used, and a trainer moves the broken ones to
+`<workdir>/checkpoints_damaged/<step>` (outside Orbax's folder, so Orbax neither
+lists nor deletes them) for a person to inspect.
 """
 
+from collections.abc import Callable
 import dataclasses
 import os
 import pathlib
-from typing import Any
+import shutil
+from typing import Any, TypeVar
 
+from absl import logging
 import flax
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -26,10 +36,16 @@ from cxrgan_jax.state import TrainState
 STATE, DATA, META = 'state', 'data_iterator', 'meta'
 # Checkpoint kinds -> their folder in the workdir.
 FOLDERS = {'latest': 'checkpoints', 'best': 'best'}
+DAMAGED_SUFFIX = '_damaged'
+T = TypeVar('T')
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint that is missing or unreadable, with what to do about it."""
+
+
+class ModelMismatchError(CheckpointError):
+  """A readable checkpoint of another model layout: not damage, so never skipped."""
 
 
 def _options(max_to_keep: int, **kwargs) -> ocp.CheckpointManagerOptions:
@@ -101,7 +117,7 @@ def check_shapes(manager: ocp.CheckpointManager, step: int, abstract: Any) -> No
   for path, leaf in jax.tree_util.tree_leaves_with_path(abstract):
     name = jax.tree_util.keystr(path)
     if name in saved_shapes and saved_shapes[name] != tuple(leaf.shape):
-      raise CheckpointError(
+      raise ModelMismatchError(
         f'checkpoint step {step} in {manager.directory} does not fit this model: '
         f'{name} has shape {saved_shapes[name]} there but {tuple(leaf.shape)} in the '
         'model built from the config. It was written with other model settings '
@@ -133,14 +149,12 @@ def restore(
     )
   except FileNotFoundError as e:
     raise CheckpointError(
-      f'checkpoint step {step} in {manager.directory} is incomplete or missing '
-      f'({e}); pass another --step or delete that step folder'
+      f'checkpoint step {step} in {manager.directory} is incomplete or missing a file: {e}'
     ) from e
   except Exception as e:  # Orbax raises many types for damaged files.
     raise CheckpointError(
-      f'checkpoint step {step} in {manager.directory} could not be read: '
-      f'{type(e).__name__}: {e}. It is probably corrupt; delete that step folder '
-      'to fall back to an earlier one'
+      f'checkpoint step {step} in {manager.directory} could not be read (damaged, or '
+      f'written with another model config): {type(e).__name__}: {e}'
     ) from e
   state = flax.serialization.from_state_dict(template, restored[STATE])
   return state, restored[DATA], restored[META]
@@ -152,8 +166,8 @@ def restore_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     restored = manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))
   except Exception as e:  # Orbax raises many types for damaged files.
     raise CheckpointError(
-      f'checkpoint step {step} in {manager.directory} has no readable config '
-      f'({type(e).__name__}: {e}); delete that step folder or pass another --step'
+      f'checkpoint step {step} in {manager.directory} has no readable config: '
+      f'{type(e).__name__}: {e}'
     ) from e
   return restored[META]
 
@@ -202,10 +216,13 @@ def restore_generator(
     workdir: a training run's workdir.
     which: 'latest' (`checkpoints/`, kept every checkpoint_every_steps) or
       'best' (`best/`, the lowest in-training Fréchet distance).
-    step: a step of that kind; None takes the newest.
+    step: a step of that kind; None takes the newest one whose generator
+      restores (a damaged newer one is skipped with a warning and left where
+      it is: the trainer moves it aside when it resumes).
 
   Raises:
-    CheckpointError: nothing of that kind, or no such step (lists the steps).
+    CheckpointError: nothing of that kind, no such step (lists the steps), the
+      named step is damaged, or no step restores.
   """
   folder = _folder(workdir, which)
   saved = available_steps(workdir, which)
@@ -216,28 +233,114 @@ def restore_generator(
       else f'train first with `python main.py --config=... --workdir={workdir}`'
     )
     raise CheckpointError(f'no checkpoint found in {folder}; {hint}')
-  step = saved[-1] if step is None else step
-  if step not in saved:
+  if step is not None and step not in saved:
     raise CheckpointError(f'no checkpoint for step {step} in {folder}; available: {saved}')
   manager = ocp.CheckpointManager(
     folder,
     options=ocp.CheckpointManagerOptions(create=False),
     item_handlers={STATE: ocp.PyTreeCheckpointHandler(), META: ocp.JsonCheckpointHandler()},
   )
-  config = ml_collections.ConfigDict(restore_meta(manager, step)['config'])
-  abstract = _generator_template(config)
-  check_shapes(manager, step, abstract)
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
-  try:
-    restored = manager.restore(
-      step,
-      args=ocp.args.Composite(
-        **{STATE: ocp.args.PyTreeRestore(abstract, restore_args, partial_restore=True)}
-      ),
-    )[STATE]
-  except Exception as e:  # Orbax raises many types for damaged files.
-    raise CheckpointError(
-      f'checkpoint step {step} in {folder} could not be read: {type(e).__name__}: {e}. '
-      'It is probably corrupt; pass another --step'
-    ) from e
-  return GeneratorWeights(config, restored['ema_params'], restored['g_state'], step)
+
+  def restore_at(step: int) -> GeneratorWeights:
+    config = ml_collections.ConfigDict(restore_meta(manager, step)['config'])
+    abstract = _generator_template(config)
+    check_shapes(manager, step, abstract)
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
+    try:
+      restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+          **{STATE: ocp.args.PyTreeRestore(abstract, restore_args, partial_restore=True)}
+        ),
+      )[STATE]
+    except Exception as e:  # Orbax raises many types for damaged files.
+      raise CheckpointError(
+        f'checkpoint step {step} in {folder} could not be read: {type(e).__name__}: {e}'
+      ) from e
+    return GeneratorWeights(config, restored['ema_params'], restored['g_state'], step)
+
+  return restore_newest(manager, restore_at, step=step)
+
+
+def damaged_dir(manager: ocp.CheckpointManager) -> pathlib.Path:
+  """`<workdir>/checkpoints_damaged` for `<workdir>/checkpoints` (a sibling, not a child)."""
+  directory = pathlib.Path(manager.directory)
+  return directory.with_name(directory.name + DAMAGED_SUFFIX)
+
+
+def restore_newest(
+  manager: ocp.CheckpointManager,
+  restore_step: Callable[[int], T],
+  *,
+  step: int | None = None,
+  move_damaged: bool = False,
+) -> T:
+  """`restore_step(s)` for the newest step s that restores, or for `step` if named.
+
+  A named step that fails raises its CheckpointError: the caller asked for
+  exactly that one. Otherwise each step that raises CheckpointError is logged
+  with its error and the next older one is tried. Steps are only judged broken
+  once an older one restores with the same `restore_step`; when every step
+  fails, nothing is moved and the newest step's error is raised. A
+  ModelMismatchError (a config that no longer matches the run's model) is
+  raised at once: it is no damage.
+
+  Args:
+    manager: the Orbax manager of the folder to read.
+    restore_step: restores one step, raising CheckpointError when it cannot.
+    step: a step to restore instead of the newest readable one.
+    move_damaged: move broken newer steps to `damaged_dir(manager)`, so that
+      saving those step numbers again works. Trainers only: readers (sample,
+      evaluate) leave a workdir that a running trainer may own as it is.
+  """
+  if step is not None:
+    return restore_step(step)
+  candidates = sorted(manager.all_steps(), reverse=True)
+  if not candidates:
+    raise CheckpointError(f'no checkpoint in {manager.directory}')
+  broken: list[tuple[int, CheckpointError]] = []
+  for candidate in candidates:
+    try:
+      result = restore_step(candidate)
+    except ModelMismatchError:
+      raise  # Every step of the run would fail alike; nothing here is damaged.
+    except CheckpointError as e:
+      logging.warning(
+        'Checkpoint step %d in %s does not restore; trying an older one. %s',
+        candidate,
+        manager.directory,
+        e,
+      )
+      broken.append((candidate, e))
+      continue
+    if broken:
+      logging.warning(
+        'Using checkpoint step %d: newer step(s) %s in %s are damaged.',
+        candidate,
+        [s for s, _ in broken],
+        manager.directory,
+      )
+      if move_damaged:
+        _move_aside(manager, [s for s, _ in broken])
+    return result
+  raise CheckpointError(
+    f'none of the checkpoints {candidates} in {manager.directory} restores; the newest '
+    f'failed with: {broken[0][1]}'
+  ) from broken[0][1]
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Process 0 moves the step folders; every process then sees the new step list."""
+  if jax.process_index() == 0:
+    target_root = damaged_dir(manager)
+    target_root.mkdir(parents=True, exist_ok=True)
+    for s in steps:
+      source = pathlib.Path(manager.directory) / str(s)
+      target, n = target_root / str(s), 1
+      while target.exists():  # The same step broken again in a later life of the run.
+        target, n = target_root / f'{s}.{n}', n + 1
+      shutil.move(source, target)
+      logging.warning('Moved damaged checkpoint step %d to %s (not deleted).', s, target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('cxrgan_move_damaged_checkpoints')
+  manager.reload()

@@ -103,8 +103,9 @@ def restore_sampler(
 ) -> Sampler:
   """The EMA generator of `workdir`'s `which` ('latest' or 'best') checkpoints at `step`.
 
-  `step` None takes the newest step of that kind. Only the generator's EMA
-  weights and state are read, never the optimisers.
+  `step` None takes the newest step of that kind whose generator restores
+  (see checkpoints.restore_generator); a named step that is damaged raises.
+  Only the generator's EMA weights and state are read, never the optimisers.
   """
   restored = checkpoints.restore_generator(workdir, which=which, step=step)
   config = ml_collections.ConfigDict(restored.config)

@@ -21,9 +21,11 @@ from cxrgan_jax import files
 from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
 from cxrgan_jax import parallel
+from cxrgan_jax import preemption
 from cxrgan_jax import sampling
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
+from cxrgan_jax import workdir as workdir_lib
 
 
 class NonFiniteError(FloatingPointError):
@@ -91,23 +93,45 @@ class SampleGrids:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state_lib.TrainState:
-  """Trains (or resumes) a run in `workdir`; returns the final unreplicated state."""
+  """Trains (or resumes) a run in `workdir`; returns the final unreplicated state.
+
+  Raises:
+    preemption.Preempted: SIGTERM/SIGINT arrived; the step reached was saved.
+    workdir_lib.WorkdirError: the workdir is not writable, or another run holds it.
+  """
   config_checks.check_config(config)
   workdir = pathlib.Path(workdir).absolute()
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir_lib.check_writable(workdir)
+  # On several hosts only process 0 holds the lock: they are one run.
+  with (
+    workdir_lib.Lock(workdir, enabled=jax.process_index() == 0),
+    preemption.Watcher() as preempt,
+  ):
+    return _train_and_evaluate(config, workdir, preempt)
+
+
+def _train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: pathlib.Path, preempt: preemption.Watcher
+) -> state_lib.TrainState:
   is_chief = jax.process_index() == 0
   # The step is pmapped over every device of every process (its pmeans span
   # them all); each process holds a replica on, and feeds, its local devices.
   devices = jax.local_devices()
 
   generator, discriminator, g_tx, d_tx, state = build(config)
+  workdir_lib.check_free_space(
+    workdir, sum(x.nbytes for x in jax.tree.leaves(state)), config.keep_checkpoints
+  )
   data_iter = input_pipeline.create_train_iterator(config, seed=config.seed)
   latest_mngr, best_mngr = checkpoints.create_managers(workdir, config.keep_checkpoints)
   config_dict = config.to_dict()
   jsonl_path = workdir / 'metrics.jsonl'
 
   if latest_mngr.latest_step() is not None:
-    state, data_state, meta = checkpoints.restore(latest_mngr, state)
+    template = state
+    state, data_state, meta = checkpoints.restore_newest(
+      latest_mngr, lambda step: checkpoints.restore(latest_mngr, template, step), move_damaged=True
+    )
     data_iter.set_state(data_state)
     for line in _config_differences(meta.get('config', {}), config_dict):
       logging.warning('Config differs from the checkpoint: %s', line)
@@ -133,6 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
   meta = {'config': config_dict}
   images_per_step = config.batch_size * config.d_steps
   pending_finite = None  # Device scalar of the previous step, checked one step late.
+  stopped_at = None  # The step a SIGTERM/SIGINT stopped the run at.
   tick_time, tick_step = time.time(), initial_step
   logging.info(
     'Training %s at %d^2 from step %d to %d on %d device(s): %d process(es) x %d local',
@@ -219,11 +244,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> state
     if step % config.checkpoint_every_steps == 0 or is_last:
       checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
       writer.flush()
+    # Called at every step on every process (the multi-host sync point needs it).
+    if preempt.should_stop(step) and not is_last:
+      stopped_at = step
+      if step % config.checkpoint_every_steps:
+        check_finite(pending_finite, step)
+        checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
+      break
 
-  check_finite(pending_finite, num_steps)
+  check_finite(pending_finite, stopped_at or num_steps)
   latest_mngr.wait_until_finished()
   best_mngr.wait_until_finished()
   writer.close()
+  if stopped_at is not None:
+    raise preemption.Preempted(stopped_at, preempt.signum, str(latest_mngr.directory))
   return unreplicated_state()
 
 

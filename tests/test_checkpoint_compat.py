@@ -115,6 +115,21 @@ def test_restore_of_another_layout_fails_naming_the_array(tmp_path):
   assert int(restored.step) == int(saved.step)
 
 
+def test_a_mismatched_newest_step_is_not_skipped_as_damaged(tmp_path):
+  """Fallback to an older step is for damage; another model's checkpoint stops the read."""
+  config = _config('dcgan', False)
+  saved = state_lib.build(config)[-1]
+  latest, _ = checkpoints.create_managers(tmp_path, keep=2)
+  wider = _config('dcgan', False)
+  wider.g_channels = 16
+  checkpoints.save(latest, saved, {}, {'config': config.to_dict()})
+  checkpoints.save(latest, saved.replace(step=saved.step + 1), {}, {'config': wider.to_dict()})
+  latest.wait_until_finished()
+  with pytest.raises(checkpoints.ModelMismatchError, match='step 1 .* does not fit this model'):
+    checkpoints.restore_generator(tmp_path)
+  assert checkpoints.restore_generator(tmp_path, step=0).step == 0
+
+
 if __name__ == '__main__':
   FIXTURE.parent.mkdir(exist_ok=True)
   fixture = {f'{m}/sn={sn}': _outputs(m, sn) for m, sn in CASES}
