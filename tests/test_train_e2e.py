@@ -50,11 +50,11 @@ def subprocess_env():
   return env
 
 
-def final_state(workdir, data_dir, steps: int, step: int | None = None):
+def final_state(workdir, data_dir, steps: int):
   config = small_config(data_dir, steps)
   *_, template = train.build(config)
   latest, _ = checkpoints.create_managers(workdir, keep=3)
-  state, data_state, _ = checkpoints.restore(latest, template, step)
+  state, data_state, _ = checkpoints.restore(latest, template)
   return state, data_state
 
 
@@ -268,6 +268,8 @@ def test_damaged_latest_checkpoint_is_skipped_and_moved_aside(
   elif damage == 'delete_an_item':
     assert sampling.restore_sampler(workdir).step == 12  # Its generator is intact.
   assert latest.is_dir()
+  if damage == 'empty_array_files':
+    return  # The trainer's side is the same as for a truncated file (below).
 
   # Training resumes from 8 and moves 12 aside, not deleting it (8 steps: no
   # step to run; redoing steps after a resume is exact, see the test above).
@@ -277,7 +279,7 @@ def test_damaged_latest_checkpoint_is_skipped_and_moved_aside(
   assert _checkpoint_steps(workdir) == [4, 8]
   moved = workdir / 'checkpoints_damaged' / '12'
   assert (moved / checkpoints.STATE).is_dir() and (moved / checkpoints.META).is_dir()
-  reference, _ = final_state(straight_run, demo_tfds_dir, 8, step=8)
+  reference, _, _ = checkpoints.restore(checkpoints.create_managers(straight_run, 3)[0], state, 8)
   assert int(state.step) == 8
   for x, y in zip(jax.tree.leaves(reference), jax.tree.leaves(state)):
     np.testing.assert_array_equal(x, y)
