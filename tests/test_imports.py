@@ -35,6 +35,8 @@ LAYERS = {
   'cxrgan_jax.losses': 1,
   'cxrgan_jax.augment': 1,
   'cxrgan_jax.parallel': 1,
+  'cxrgan_jax.preemption': 1,
+  'cxrgan_jax.workdir': 1,
   'cxrgan_jax.files': 0,
   'cxrgan_jax.images': 0,
   'cxrgan_jax.batching': 0,
