@@ -48,9 +48,17 @@ class ModelMismatchError(CheckpointError):
   """A readable checkpoint of another model layout: not damage, so never skipped."""
 
 
-def _options(max_to_keep: int, **kwargs) -> ocp.CheckpointManagerOptions:
+def _options(which: str, max_to_keep: int, **kwargs) -> ocp.CheckpointManagerOptions:
+  # Under several processes Orbax names its cross-process barriers by step;
+  # `latest` and `best` saving the same step at once would share, and break,
+  # them (measured: "Barrier _async_write_complete.4 is already ongoing",
+  # then a hang) without a prefix per manager.
   return ocp.CheckpointManagerOptions(
-    max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True, **kwargs
+    max_to_keep=max_to_keep,
+    create=True,
+    cleanup_tmp_directories=True,
+    multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=which),
+    **kwargs,
   )
 
 
@@ -61,12 +69,13 @@ def create_managers(
   workdir = pathlib.Path(workdir).absolute()
   names = (STATE, DATA, META)
   latest = ocp.CheckpointManager(
-    workdir / FOLDERS['latest'], options=_options(keep), item_names=names
+    workdir / FOLDERS['latest'], options=_options('latest', keep), item_names=names
   )
   best = ocp.CheckpointManager(
     workdir / FOLDERS['best'],
     item_names=names,
     options=_options(
+      'best',
       1,
       best_fn=lambda metrics: metrics['value'],
       best_mode='min',
