@@ -23,6 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Off by default: a horizontal flip puts the heart on the right (dextrocardia),
   # which would teach the generator an anatomy that almost never occurs.
   config.random_flip = False
+  # Persistent Gaussian noise (std in [-1, 1] units) on every training image,
+  # fixed per image: the noise study's "noisy data". 0 = clean.
+  config.data_noise_std = 0.0
   config.num_data_workers = 0  # grain worker processes; 0 decodes in-process.
   config.shuffle_buffer_size = 0  # unused by grain's global shuffle; kept 0.
 

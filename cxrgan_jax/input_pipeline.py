@@ -92,6 +92,26 @@ class _Preprocess(grain.transforms.Map):
     }
 
 
+class _PersistentNoise(grain.transforms.MapWithIndex):
+  """Fixed Gaussian noise per training image, keyed by its index in the split.
+
+  The noise study's corruption of the data itself (not instance noise on D's
+  inputs): image i always carries the same noise, so the GAN never sees a
+  clean image, as with a noisy scanner. Clipped to [-1, 1] like a stored image.
+  """
+
+  def __init__(self, std: float, seed: int, num_records: int):
+    self._std = std
+    self._seed = seed
+    self._num_records = num_records
+
+  def map_with_index(self, index: int, element: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # Past the first epoch grain passes epoch * num_records + record index.
+    rng = np.random.default_rng([self._seed, index % self._num_records])
+    noise = rng.standard_normal(element['image'].shape, dtype=np.float32) * self._std
+    return dict(element, image=np.clip(element['image'] + noise, -1.0, 1.0))
+
+
 class _RandomFlip(grain.transforms.RandomMap):
   """Horizontal flip with probability 1/2 (off by default: see configs)."""
 
@@ -147,9 +167,11 @@ def train_dataset(
       f'{config.dataset} split {config.train_split!r} has no examples; rebuild it '
       f'with `tfds build {BUILDER_PATH}` (see README).'
     )
-  ds = grain.MapDataset.source(source)
+  ds = grain.MapDataset.source(source).map(_Preprocess(config.resolution))
+  noise_std = config.get('data_noise_std', 0.0)
+  if noise_std > 0:
+    ds = ds.map_with_index(_PersistentNoise(noise_std, seed, len(source)))
   ds = ds.shuffle(seed=seed).repeat()  # Repeat reseeds the shuffle per epoch.
-  ds = ds.map(_Preprocess(config.resolution))
   if config.random_flip:
     ds = ds.random_map(_RandomFlip(), seed=seed)
   # Lazy: batches of B/H consecutive examples, of which every H-th (offset by

@@ -150,6 +150,27 @@ def test_random_flip_mirrors_some_images(demo_tfds_dir):
   assert 0 < sum(mirrored) < len(mirrored)
 
 
+def test_persistent_noise_is_fixed_per_image_and_never_off(demo_tfds_dir):
+  """The noise study's corrupted data: same noise on an image in every epoch."""
+  config = _config(demo_tfds_dir, batch_size=2)
+  n = input_pipeline.num_examples(config.dataset, 'train', demo_tfds_dir)
+  clean = _take(input_pipeline.create_train_iterator(config, seed=0), n)  # 2 epochs.
+  config.data_noise_std = 0.1
+  noisy = _take(input_pipeline.create_train_iterator(config, seed=0), n)
+  clean = np.concatenate([b['image'].reshape(-1, 64, 64) for b in clean])
+  noisy = np.concatenate([b['image'].reshape(-1, 64, 64) for b in noisy])
+  # Same order of images (noise does not touch the shuffle); every image noisy.
+  diff = noisy - clean
+  unclipped = (np.abs(noisy) < 1.0) & (np.abs(clean) < 1.0)
+  assert np.all(np.abs(diff).reshape(2 * n, -1).max(axis=1) > 0)
+  assert np.std(diff[unclipped]) == pytest.approx(0.1, rel=0.1)
+  assert noisy.min() >= -1.0 and noisy.max() <= 1.0
+  # The same image in epoch 1 and epoch 2 carries the same noise.
+  first = {_digest(c): d for c, d in zip(clean[:n], diff[:n])}
+  for c, d in zip(clean[n:], diff[n:]):
+    np.testing.assert_array_equal(first[_digest(c)], d)
+
+
 def test_config_errors_name_the_field(demo_tfds_dir, tmp_path):
   with pytest.raises(ValueError, match='config.batch_size'):
     input_pipeline.create_train_iterator(_config(demo_tfds_dir, batch_size=3), seed=0)

@@ -1,0 +1,78 @@
+"""One study call: check every run, train and score this worker's share, report."""
+
+import pathlib
+import sys
+
+from absl import logging
+import ml_collections
+
+from cxrgan_jax import files
+from cxrgan_jax.study import report
+from cxrgan_jax.study import results
+from cxrgan_jax.study import runner
+from cxrgan_jax.study import scoring
+from cxrgan_jax.study import spec
+
+RESULTS_FILE = 'results.json'
+CONFIG_FILE = 'study_config.json'
+
+
+def describe(runs: list[spec.Run]) -> str:
+  """The --dry_run listing: one line per run with its overrides."""
+  width = max(len(r.name) for r in runs)
+  lines = [f'{len(runs)} runs:']
+  for run in runs:
+    overrides = ', '.join(f'{k}={v!r}' for k, v in run.overrides.items()) or '(base config)'
+    lines.append(f'  {run.name:<{width}}  {overrides}')
+  return '\n'.join(lines)
+
+
+def _report_settings(study: ml_collections.ConfigDict) -> dict:
+  settings = study.get('report') or ml_collections.ConfigDict()
+  metrics = dict(settings.get('metrics') or [('fd_cxr', True)])
+  threshold = settings.get('threshold')
+  return {
+    'metrics': metrics,
+    'threshold': tuple(threshold) if threshold else None,
+    'margin': float(settings.get('margin', 0.1)),
+  }
+
+
+def write_report(
+  study: ml_collections.ConfigDict, study_dir: pathlib.Path, all_runs: list[spec.Run]
+) -> pathlib.Path:
+  records = results.collect(study_dir, all_runs)
+  summary = results.summarize(records, **_report_settings(study))
+  files.write_json(study_dir / RESULTS_FILE, {'runs': records, 'summary': summary})
+  return report.write(study, study_dir, records, summary)
+
+
+def run(
+  study: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  dry_run: bool = False,
+  worker: str = '0/1',
+  report_only: bool = False,
+) -> pathlib.Path | None:
+  """Returns the report's path (None for a dry run)."""
+  all_runs = spec.runs(study)  # Fails here, naming the field, before anything trains.
+  index, count = spec.parse_worker(worker)
+  if dry_run:
+    print(describe(spec.share(all_runs, (index, count))))
+    sys.stdout.flush()
+    return None
+  study_dir = pathlib.Path(workdir).absolute()
+  if not report_only:
+    runner.check_runs(all_runs)
+    scorer = scoring.Scorer(study)
+    files.write_json(study_dir / CONFIG_FILE, study.to_dict())
+    mine = spec.share(all_runs, (index, count))
+    for i, one in enumerate(mine):
+      logging.info('study: run %d/%d of worker %d/%d: %s', i + 1, len(mine), index, count, one.name)
+      record = runner.train_run(one, study_dir / one.name)
+      if record['status'] == results.FINISHED:
+        scorer.score_run(one, study_dir / one.name)
+  path = write_report(study, study_dir, all_runs)
+  logging.info('study: report at %s', path)
+  return path

@@ -1,0 +1,244 @@
+"""report.md and its figures, drawn from the study's saved JSON only.
+
+Figures (PNG, matplotlib): quality against training time per arm, the Pareto
+plot of final quality against wall-clock, bars with 95% intervals, the final
+fixed-latent grids of every arm side by side, and per run a training
+progression strip (+ animated GIF) of the fixed-latent grid over steps.
+"""
+
+from collections.abc import Sequence
+import pathlib
+from typing import Any
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cxrgan_jax import files  # noqa: E402
+from cxrgan_jax.study import results  # noqa: E402
+
+FIGURES = 'figures'
+MAX_STRIP_FRAMES = 8
+
+
+def _save(fig, path: pathlib.Path) -> str:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with files.atomic_write(path) as f:
+    fig.savefig(f, dpi=110, bbox_inches='tight', format='png')
+  plt.close(fig)
+  return path.name
+
+
+def plot_curves(records: Sequence[dict], metric: str, path: pathlib.Path) -> str:
+  """metric against training seconds; one colour per arm, one line per seed."""
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  colours = {}
+  for record in records:
+    points = [(s['seconds'], s[metric]) for s in record['scores'] if s.get(metric) is not None]
+    if not points:
+      continue
+    colour = colours.setdefault(record['arm'], f'C{len(colours) % 10}')
+    x, y = zip(*points)
+    label = (
+      record['arm']
+      if record['seed'] == min(r['seed'] for r in records if r['arm'] == record['arm'])
+      else None
+    )
+    ax.plot(np.asarray(x) / 60, y, marker='.', color=colour, label=label, alpha=0.8)
+  ax.set_xlabel('training time (minutes)')
+  ax.set_ylabel(metric)
+  ax.set_yscale('log')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc='upper right')
+  return _save(fig, path)
+
+
+def plot_pareto(summary: dict, metric: str, path: pathlib.Path) -> str:
+  """Final metric against wall-clock per arm (mean, 95% interval); the front in red."""
+  points = []
+  for name, arm in summary['arms'].items():
+    s = arm['summary']
+    if metric in s and 'train_seconds' in s:
+      m = results.interval(s[metric]['mean'])
+      points.append((s['train_seconds']['mean']['mean'] / 60, m, name))
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  front = _pareto_front([(x, m.mean) for x, m, _ in points])
+  for i, (x, m, name) in enumerate(points):
+    err = None if not np.isfinite(m.low) else [[m.mean - m.low], [m.high - m.mean]]
+    ax.errorbar(x, m.mean, yerr=err, fmt='o', color='C3' if i in front else 'C0', capsize=3)
+    ax.annotate(name, (x, m.mean), fontsize=6, xytext=(3, 3), textcoords='offset points')
+  ax.set_xlabel('training time (minutes)')
+  ax.set_ylabel(f'final {metric} (lower is better)')
+  ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def _pareto_front(points: Sequence[tuple[float, float]]) -> set[int]:
+  """Indices not dominated in (time, metric), both lower-is-better."""
+  return {
+    i
+    for i, (x, y) in enumerate(points)
+    if not any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for x2, y2 in points)
+  }
+
+
+def plot_bars(summary: dict, metric: str, path: pathlib.Path) -> str:
+  names, means, lows, highs = [], [], [], []
+  for name, arm in summary['arms'].items():
+    if metric in arm['summary']:
+      m = results.interval(arm['summary'][metric]['mean'])
+      names.append(name)
+      means.append(m.mean)
+      lows.append(m.mean - m.low if np.isfinite(m.low) else 0.0)
+      highs.append(m.high - m.mean if np.isfinite(m.high) else 0.0)
+  fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 4))
+  ax.bar(range(len(names)), means, yerr=[lows, highs], capsize=3, color='C0')
+  ax.set_xticks(range(len(names)), names, rotation=45, ha='right', fontsize=7)
+  ax.set_ylabel(f'final {metric} (95% interval over seeds)')
+  ax.grid(axis='y', alpha=0.3)
+  return _save(fig, path)
+
+
+def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
+  return sorted((run_dir / 'samples').glob('step_*.png'))
+
+
+def final_grids(study_dir: pathlib.Path, records: Sequence[dict], path: pathlib.Path) -> str | None:
+  """The last fixed-latent grid of each arm's first finished seed, side by side."""
+  tiles, names = [], []
+  for record in records:
+    if record['status'] != results.FINISHED or record['arm'] in names:
+      continue
+    grids = _grid_paths(study_dir / record['name'])
+    if grids:
+      tiles.append(np.asarray(Image.open(grids[-1]).convert('L')))
+      names.append(record['arm'])
+  if not tiles:
+    return None
+  cols = min(4, len(tiles))
+  rows = -(-len(tiles) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis('off')
+  for ax, tile, name in zip(axes.ravel(), tiles, names):
+    ax.imshow(tile, cmap='gray', vmin=0, vmax=255)
+    ax.set_title(name, fontsize=7)
+  return _save(fig, path)
+
+
+def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list[str]:
+  """The fixed-latent grid at successive steps: one PNG strip and an animated GIF."""
+  grids = _grid_paths(run_dir)
+  if not grids:
+    return []
+  picks = [
+    grids[i]
+    for i in np.unique(np.linspace(0, len(grids) - 1, MAX_STRIP_FRAMES).round().astype(int))
+  ]
+  frames = [Image.open(p).convert('L') for p in picks]
+  height = 192
+  frames = [f.resize((round(f.width * height / f.height), height), Image.LANCZOS) for f in frames]
+  strip = np.concatenate(
+    [np.pad(np.asarray(f), ((16, 0), (0, 4)), constant_values=255) for f in frames], axis=1
+  )
+  fig, ax = plt.subplots(figsize=(strip.shape[1] / 100, strip.shape[0] / 100 + 0.2))
+  ax.imshow(strip, cmap='gray', vmin=0, vmax=255)
+  ax.axis('off')
+  x = 0
+  for path, frame in zip(picks, frames):
+    ax.text(x + 2, 12, f'step {int(path.stem.split("_")[1])}', fontsize=6)
+    x += frame.width + 4
+  out_dir.mkdir(parents=True, exist_ok=True)
+  names = [_save(fig, out_dir / f'{stem}_progression.png')]
+  gif = out_dir / f'{stem}_progression.gif'
+  with files.atomic_write(gif) as f:
+    frames[0].save(f, format='GIF', save_all=True, append_images=frames[1:], duration=600, loop=0)
+  names.append(gif.name)
+  return names
+
+
+def _fmt(entry: dict | None, digits: int = 3) -> str:
+  return results.interval(entry).format(digits) if entry else '-'
+
+
+def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[str, str]) -> str:
+  """The report's text: setup, per-arm table with intervals and verdicts, failures, figures."""
+  metrics = list(summary['metrics'])
+  primary = metrics[0]
+  lines = [
+    f'# Study: {study.name}',
+    '',
+    study.get('description', ''),
+    '',
+    f'Seeds: {list(study.seeds)}. Budget per run: '
+    + (f'{study.budget.steps} steps' if study.budget.get('steps') else '')
+    + (f' / {study.budget.minutes} min' if study.budget.get('minutes') else '')
+    + f'. Scored every {study.eval.every_steps} steps against the real '
+    f'`{study.eval.get("split", "test")}` split. Intervals: 95% t over seeds; '
+    f'verdicts against `default`: helps / hurts when the interval of the '
+    f'difference excludes 0, negligible when it lies within '
+    f'+-{summary["margin"]:.0%} of the control, inconclusive otherwise.',
+    '',
+  ]
+  header = ['arm', 'runs'] + [f'final {m}' for m in metrics]
+  header += [f'Δ{primary} vs default', 'verdict', 'img/s', 'train min']
+  if summary['threshold']:
+    header.append(f'time to {summary["threshold"][0]} <= {summary["threshold"][1]:g}')
+  lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for name, arm in summary['arms'].items():
+    s = arm['summary']
+    row = [
+      f'`{name}`',
+      f'{len(arm["runs"])} ok' + (f', {len(arm["failed"])} failed' if arm['failed'] else ''),
+    ]
+    row += [_fmt(s.get(m, {}).get('mean')) for m in metrics]
+    row += [_fmt(s.get(primary, {}).get('difference')), s.get(primary, {}).get('verdict', '-')]
+    row.append(f'{s["images_per_sec"]["mean"]["mean"]:.1f}' if 'images_per_sec' in s else '-')
+    row.append(f'{s["train_seconds"]["mean"]["mean"] / 60:.1f}' if 'train_seconds' in s else '-')
+    if summary['threshold']:
+      t = s.get('time_to_threshold', {})
+      row.append(
+        f'{t["mean_seconds"] / 60:.1f} min ({t["reached"]}/{t["of"]})'
+        if t.get('mean_seconds') is not None
+        else f'not reached (0/{t.get("of", 0)})'
+      )
+    lines.append('| ' + ' | '.join(row) + ' |')
+  failed = [(name, f) for name, arm in summary['arms'].items() for f in arm['failed']]
+  if failed:
+    lines += ['', '## Failed runs', '']
+    lines += [f'- `{name}` seed {f["seed"]}: {f["error"]}' for name, f in failed]
+  lines += ['', '## Figures', '']
+  for title, name in figures.items():
+    lines += [f'### {title}', '', f'![{title}]({FIGURES}/{name})', '']
+  return '\n'.join(lines) + '\n'
+
+
+def write(
+  study: Any, study_dir: pathlib.Path, records: Sequence[dict], summary: dict
+) -> pathlib.Path:
+  """Draws every figure and writes report.md; returns its path."""
+  fig_dir = study_dir / FIGURES
+  primary = next(iter(summary['metrics']))
+  figures = {}
+  if any(r['scores'] for r in records):
+    for metric in summary['metrics']:
+      figures[f'{metric} over training time'] = plot_curves(
+        records, metric, fig_dir / f'curves_{metric}.png'
+      )
+    figures[f'Pareto: final {primary} vs training time'] = plot_pareto(
+      summary, primary, fig_dir / 'pareto.png'
+    )
+    figures[f'Final {primary} per arm'] = plot_bars(summary, primary, fig_dir / 'bars.png')
+  grids = final_grids(study_dir, records, fig_dir / 'final_grids.png')
+  if grids:
+    figures['Final fixed-latent grids'] = grids
+  for record in records:
+    made = progression(study_dir / record['name'], fig_dir, record['name'].replace('/', '_'))
+    if made:
+      figures[f'Training progression: {record["name"]} (GIF: {made[1]})'] = made[0]
+  path = study_dir / 'report.md'
+  files.write_text(path, markdown(study, summary, records, figures))
+  return path

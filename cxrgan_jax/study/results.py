@@ -1,0 +1,138 @@
+"""The study's numbers: per-run records on disk -> per-arm summaries with intervals.
+
+Each run directory holds, besides the ordinary training files:
+  study_run.json      {'status': 'finished'|'failed', 'error': str, 'train_seconds',
+                       'steps', 'images_per_sec'}
+  study_scores.jsonl  one line per scored checkpoint: {'step', 'seconds',
+                       'images_seen', <metric>: float, ...}
+Everything in the report is derived from these, so `--report_only` can
+rebuild it anywhere the small files were copied.
+"""
+
+from collections.abc import Sequence
+import json
+import math
+import pathlib
+from typing import Any
+
+from cxrgan_jax.study import spec
+from cxrgan_jax.study import stats
+
+RUN_FILE = 'study_run.json'
+SCORES_FILE = 'study_scores.jsonl'
+FINISHED, FAILED, PENDING = 'finished', 'failed', 'pending'
+
+
+def read_run(run_dir: pathlib.Path) -> dict[str, Any]:
+  """The run's status record (status 'pending' if it never finished) and its scores."""
+  path = run_dir / RUN_FILE
+  record = json.loads(path.read_text()) if path.exists() else {'status': PENDING}
+  scores_path = run_dir / SCORES_FILE
+  scores = []
+  if scores_path.exists():
+    scores = [json.loads(line) for line in scores_path.read_text().splitlines() if line.strip()]
+  record['scores'] = sorted(scores, key=lambda s: s['step'])
+  return record
+
+
+def time_to_threshold(scores: Sequence[dict], metric: str, threshold: float) -> float | None:
+  """Training seconds at the first scored point with metric <= threshold."""
+  for point in scores:
+    value = point.get(metric)
+    if value is not None and value <= threshold:
+      return float(point['seconds'])
+  return None
+
+
+def _final(scores: Sequence[dict], metric: str) -> float | None:
+  values = [s[metric] for s in scores if s.get(metric) is not None and math.isfinite(s[metric])]
+  return float(values[-1]) if values else None
+
+
+def collect(study_dir: pathlib.Path, runs: Sequence[spec.Run]) -> list[dict[str, Any]]:
+  """One record per run of the study, in the study's order."""
+  out = []
+  for run in runs:
+    record = read_run(study_dir / run.name)
+    record.update(name=run.name, arm=run.arm, seed=run.seed, overrides=run.overrides)
+    out.append(record)
+  return out
+
+
+def summarize(
+  records: Sequence[dict],
+  *,
+  metrics: dict[str, bool],
+  threshold: tuple[str, float] | None,
+  margin: float,
+) -> dict[str, Any]:
+  """Per-arm means with 95% intervals over seeds, and verdicts against 'default'.
+
+  metrics: name -> lower_is_better. Only finished runs count; failed ones are
+  listed with their error so a diverging arm is visible, not silently dropped.
+  """
+  arms: dict[str, dict[str, Any]] = {}
+  for record in records:
+    arm = arms.setdefault(
+      record['arm'], {'overrides': record['overrides'], 'runs': [], 'failed': []}
+    )
+    if record['status'] == FAILED:
+      arm['failed'].append({'seed': record['seed'], 'error': record.get('error', '')})
+    if record['status'] != FINISHED:
+      continue
+    finals = {m: _final(record['scores'], m) for m in metrics}
+    run = {
+      'seed': record['seed'],
+      'final': finals,
+      'train_seconds': record.get('train_seconds'),
+      'images_per_sec': record.get('images_per_sec'),
+    }
+    if threshold:
+      run['time_to_threshold'] = time_to_threshold(record['scores'], *threshold)
+    arm['runs'].append(run)
+
+  control = arms.get(spec.CONTROL_ARM)
+  for name, arm in arms.items():
+    arm['summary'] = {}
+    for metric, lower in metrics.items():
+      values = [r['final'][metric] for r in arm['runs'] if r['final'][metric] is not None]
+      if not values:
+        continue
+      entry = {'mean': stats.mean_interval(values).__dict__}
+      control_values = [
+        r['final'][metric]
+        for r in (control or {}).get('runs', [])
+        if r['final'][metric] is not None
+      ]
+      if control_values and name != spec.CONTROL_ARM:
+        diff = stats.difference_interval(values, control_values)
+        entry['difference'] = diff.__dict__
+        entry['verdict'] = stats.verdict(
+          diff, sum(control_values) / len(control_values), lower_is_better=lower, margin=margin
+        )
+      arm['summary'][metric] = entry
+    for key in ('train_seconds', 'images_per_sec'):
+      values = [r[key] for r in arm['runs'] if r.get(key) is not None]
+      if values:
+        arm['summary'][key] = {'mean': stats.mean_interval(values).__dict__}
+    if threshold:
+      reached = [r['time_to_threshold'] for r in arm['runs']]
+      arm['summary']['time_to_threshold'] = {
+        'reached': sum(t is not None for t in reached),
+        'of': len(reached),
+        'mean_seconds': (
+          sum(t for t in reached if t is not None) / max(1, sum(t is not None for t in reached))
+          if any(t is not None for t in reached)
+          else None
+        ),
+      }
+  return {
+    'metrics': metrics,
+    'threshold': list(threshold) if threshold else None,
+    'margin': margin,
+    'arms': arms,
+  }
+
+
+def interval(entry: dict) -> stats.Interval:
+  return stats.Interval(**entry)
