@@ -1,0 +1,79 @@
+r"""Study b: which hyper-parameters give the best quality for a reasonable training time?
+
+  python -m cxrgan_jax.study --config=configs/studies/hparams.py:normal --workdir=studies/hparams_normal
+
+One-at-a-time sweeps around the CPU-scale DCGAN baseline, every run given the
+same wall-clock budget, so the Pareto plot of final quality against time and
+the table of images/s, time to threshold and quality at the budget compare
+like with like. Compound changes (the optimiser of both nets, augmentation
+with its strength, the residual model with its own defaults) are named arms.
+"""
+
+import ml_collections
+
+from configs.studies import common
+
+
+def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
+  class_name, _, scale = arg.partition(',')
+  full = scale == 'full'
+  study = ml_collections.ConfigDict()
+  study.name = f'hparams_{class_name}' + ('_full' if full else '')
+  study.description = (
+    f'One-at-a-time hyper-parameter sweeps ({class_name}) at an equal wall-clock budget per run.'
+  )
+  study.base = common.run_config(class_name, full=full)
+  width = study.base.g_channels
+  sgd = dict(name='sgd', learning_rate=0.01, momentum=0.9)
+  study.arms = [
+    {'name': 'default', 'overrides': {}},
+    {
+      'name': 'optimizer=sgd',
+      'overrides': {f'{n}_optimizer.{k}': v for n in 'gd' for k, v in sgd.items()},
+    },
+    {
+      'name': 'width=x2',
+      'overrides': {'g_channels': 2 * width, 'd_channels': 2 * width},
+    },
+    {
+      'name': 'augment=diffaug+ada',
+      'overrides': {
+        'augment.policy': 'translation,cutout,brightness,contrast',
+        'augment.adaptive': True,
+      },
+    },
+    {'name': 'ema=0.999', 'overrides': {'ema_decay': 0.999}},
+    {'name': 'r1_gamma=1', 'overrides': {'r1_gamma': 1.0}},
+    {
+      'name': 'model=resnet',
+      'overrides': {
+        'model': 'resnet',
+        'r1_gamma': 1.0,
+        'ema_decay': 0.999,
+        'augment.policy': 'translation,cutout,brightness,contrast',
+        'augment.adaptive': True,
+        'g_optimizer.b1': 0.0,
+        'g_optimizer.b2': 0.99,
+        'd_optimizer.b1': 0.0,
+        'd_optimizer.b2': 0.99,
+      },
+    },
+  ]
+  lr = study.base.g_optimizer.learning_rate
+  for factor in (0.5, 2.5):  # Both nets' learning rates together.
+    study.arms.append(
+      {
+        'name': f'learning_rate=x{factor:g}',
+        'overrides': {f'{n}_optimizer.learning_rate': factor * lr for n in 'gd'},
+      }
+    )
+  study.sweep = [
+    ('batch_size', [16, 64]),
+    ('d_steps', [2]),
+    ('loss', ['minimax', 'hinge']),
+  ]
+  study.seeds = [0, 1, 2] if full else [0, 1]
+  study.budget = ml_collections.ConfigDict(dict(steps=0, minutes=60.0 if full else 3.0))
+  study.eval = common.scoring(every_steps=2_000 if full else 150, full=full)
+  study.report = common.report(threshold=20.0)
+  return study
