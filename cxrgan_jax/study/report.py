@@ -235,10 +235,27 @@ def write(
   grids = final_grids(study_dir, records, fig_dir / 'final_grids.png')
   if grids:
     figures['Final fixed-latent grids'] = grids
+  # Every run gets a strip and a GIF; the report shows each arm's first seed
+  # and links the rest.
+  strips, shown = [], set()
   for record in records:
     made = progression(study_dir / record['name'], fig_dir, record['name'].replace('/', '_'))
-    if made:
-      figures[f'Training progression: {record["name"]} (GIF: {made[1]})'] = made[0]
+    if not made:
+      continue
+    if record['arm'] not in shown:
+      shown.add(record['arm'])
+      figures[f'Training progression: {record["name"]}'] = made[0]
+    strips.append((record['name'], made))
+  text = markdown(study, summary, records, figures)
+  if strips:
+    text += (
+      "\n## Every run's progression\n\n"
+      + '\n'.join(
+        f'- `{name}`: [strip]({FIGURES}/{png}), [GIF]({FIGURES}/{gif})'
+        for name, (png, gif) in strips
+      )
+      + '\n'
+    )
   path = study_dir / 'report.md'
-  files.write_text(path, markdown(study, summary, records, figures))
+  files.write_text(path, text)
   return path

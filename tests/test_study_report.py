@@ -1,0 +1,108 @@
+"""results.json and report.md from saved run records (no training here)."""
+
+import json
+
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from configs import base as base_config
+from cxrgan_jax import files
+from cxrgan_jax.study import report
+from cxrgan_jax.study import results
+from cxrgan_jax.study import spec
+
+
+def make_study():
+  study = ml_collections.ConfigDict()
+  study.name = 'toy'
+  study.base = base_config.get_config()
+  study.arms = [
+    {'name': 'default', 'overrides': {}},
+    {'name': 'better', 'overrides': {'loss': 'hinge'}},
+    {'name': 'broken', 'overrides': {'loss': 'minimax'}},
+  ]
+  study.seeds = [0, 1, 2]
+  study.budget = ml_collections.ConfigDict(dict(steps=30, minutes=0.0))
+  study.eval = ml_collections.ConfigDict(dict(every_steps=10, split='test'))
+  return study
+
+
+def write_run(run_dir, status, fds, seconds_per_point=60.0):
+  files.write_json(
+    run_dir / results.RUN_FILE,
+    {
+      'status': status,
+      'train_seconds': seconds_per_point * len(fds),
+      'images_per_sec': 50.0,
+      **({'error': 'diverged: NaN at step 3'} if status == results.FAILED else {}),
+    },
+  )
+  lines = [
+    json.dumps(
+      {
+        'step': 10 * (i + 1),
+        'seconds': seconds_per_point * (i + 1),
+        'images_seen': 320 * (i + 1),
+        'fd_cxr': fd,
+      }
+    )
+    for i, fd in enumerate(fds)
+  ]
+  files.write_text(run_dir / results.SCORES_FILE, '\n'.join(lines) + '\n')
+  for i in range(len(fds)):
+    grid = np.full((20, 20), 40 * i, np.uint8)
+    (run_dir / 'samples').mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(run_dir / 'samples' / f'step_{10 * (i + 1):06d}.png')
+
+
+def test_summary_verdicts_failures_and_figures(tmp_path):
+  study = make_study()
+  runs = spec.runs(study)
+  for run in runs:
+    run_dir = tmp_path / run.name
+    if run.arm == 'default':
+      write_run(run_dir, results.FINISHED, [30.0, 20.0, 10.0 + run.seed * 0.1])
+    elif run.arm == 'better':
+      write_run(run_dir, results.FINISHED, [25.0, 10.0, 5.0 + run.seed * 0.1])
+    elif run.seed == 0:
+      write_run(run_dir, results.FAILED, [40.0])
+    # broken/seed1 and seed2 never ran: pending.
+  records = results.collect(tmp_path, runs)
+  assert [r['status'] for r in records if r['arm'] == 'broken'] == ['failed', 'pending', 'pending']
+  summary = results.summarize(
+    records, metrics={'fd_cxr': True}, threshold=('fd_cxr', 12.0), margin=0.1
+  )
+  better = summary['arms']['better']['summary']
+  assert better['fd_cxr']['mean']['mean'] == np.mean([5.0, 5.1, 5.2])
+  assert better['fd_cxr']['difference']['mean'] == np.mean([5.0, 5.1, 5.2]) - np.mean(
+    [10.0, 10.1, 10.2]
+  )
+  assert better['fd_cxr']['verdict'] == 'helps'
+  assert better['time_to_threshold'] == {'reached': 3, 'of': 3, 'mean_seconds': 120.0}
+  assert summary['arms']['default']['summary']['time_to_threshold']['mean_seconds'] == 180.0
+  broken = summary['arms']['broken']
+  assert broken['runs'] == [] and broken['failed'][0]['error'].startswith('diverged')
+
+  path = report.write(study, tmp_path, records, summary)
+  text = path.read_text()
+  assert '| `better` | 3 ok |' in text and '| helps |' in text
+  assert '`broken` seed 0: diverged: NaN at step 3' in text
+  figures = tmp_path / report.FIGURES
+  for name in (
+    'curves_fd_cxr.png',
+    'pareto.png',
+    'bars.png',
+    'final_grids.png',
+    'better_seed1_progression.png',
+    'better_seed1_progression.gif',
+  ):
+    assert (figures / name).stat().st_size > 0, name
+    assert f'({report.FIGURES}/{name})' in text
+  gif = Image.open(figures / 'default_seed0_progression.gif')
+  assert gif.n_frames == 3
+
+
+def test_pareto_front():
+  points = [(1.0, 5.0), (2.0, 3.0), (3.0, 4.0), (0.5, 9.0), (2.0, 3.0)]
+  assert report._pareto_front(points) == {0, 1, 3, 4}
