@@ -28,10 +28,15 @@ def read_run(run_dir: pathlib.Path) -> dict[str, Any]:
   path = run_dir / RUN_FILE
   record = json.loads(path.read_text()) if path.exists() else {'status': PENDING}
   scores_path = run_dir / SCORES_FILE
-  scores = []
+  scores = {}
   if scores_path.exists():
-    scores = [json.loads(line) for line in scores_path.read_text().splitlines() if line.strip()]
-  record['scores'] = sorted(scores, key=lambda s: s['step'])
+    for line in scores_path.read_text().splitlines():
+      try:
+        point = json.loads(line)
+      except json.JSONDecodeError:
+        continue  # A line torn by a kill mid-write; that step is scored again.
+      scores[point['step']] = point
+  record['scores'] = [scores[step] for step in sorted(scores)]
   return record
 
 
