@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cxrgan_jax import classifier_data as cd
+from cxrgan_jax.classifier import data as cd
 
 
 def fake_real(num_patients=40, images_per_patient=3, seed=0) -> cd.LabelledImages:

@@ -1,6 +1,6 @@
 """The import rule of the README's layout, read from the source (no imports run).
 
-binaries -> train / evaluation / sampling / classifier -> steps, state,
+binaries -> study -> train / evaluation / sampling / classifier -> steps, state,
 checkpoints, models, metrics, ... -> files / images / batching. A module may
 import its own layer or lower ones; no library module imports a binary or
 configs/; metrics/ imports only metrics/ and the lowest layer.
@@ -18,9 +18,11 @@ BINARIES = {
   'cxrgan_jax.evaluate',
   'cxrgan_jax.sample',
   'cxrgan_jax.classifier.__main__',
+  'cxrgan_jax.study.__main__',
 }
 # Module-name prefix -> layer; higher layers may import lower ones.
 LAYERS = {
+  'cxrgan_jax.study': 3,
   'cxrgan_jax.train': 2,
   'cxrgan_jax.evaluation': 2,
   'cxrgan_jax.sampling': 2,
@@ -40,6 +42,7 @@ LAYERS = {
   'cxrgan_jax.files': 0,
   'cxrgan_jax.images': 0,
   'cxrgan_jax.batching': 0,
+  'cxrgan_jax.run_log': 0,
 }
 
 

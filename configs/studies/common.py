@@ -1,25 +1,46 @@
-"""Shared parts of the study configs: the CPU-scale base run and the scoring settings.
+"""Shared parts of the study configs: the base run per scale and the scoring settings.
 
-CPU scale means a study finishes in about 90 minutes on 2 CPU cores: 64^2,
-narrow nets, a few thousand images per run. `full=True` gives the
-accelerator-scale variant (128^2, the class configs' widths, long budgets).
+A study config takes `CLASS[,SCALE]` after its file name, e.g.
+`--config=configs/studies/noise.py:bacterial,full`:
+  cpu    (default) finishes in about 90 minutes on 2 CPU cores: 64^2, narrow
+         nets, short budgets, 2 seeds
+  full   the accelerator-scale variant: 128^2, the DCGAN's widths, long budgets
+  smoke  seconds per run on the bundled demo data: what CI runs
 """
 
 import ml_collections
 
-from configs import base
 from configs import dcgan_normal
+from configs import eval as eval_config
+from configs import tiny
 
 CLASSES = ('normal', 'bacterial', 'viral')
+SCALES = ('cpu', 'full', 'smoke')
 
 
-def run_config(class_name: str, *, full: bool = False) -> ml_collections.ConfigDict:
-  """The arms' starting point: the DCGAN baseline, narrowed at CPU scale."""
-  if class_name not in CLASSES:
-    raise ValueError(f'study class {class_name!r} is unknown; use one of {CLASSES}')
-  config = dcgan_normal.get_config() if not full else base.get_config()
+def parse_arg(arg: str) -> tuple[str, str]:
+  """'normal' -> ('normal', 'cpu'); 'bacterial,full' -> ('bacterial', 'full')."""
+  class_name, _, scale = arg.partition(',')
+  scale = scale or 'cpu'
+  if class_name not in CLASSES or scale not in SCALES:
+    raise ValueError(
+      f'study argument {arg!r}: use CLASS[,SCALE] with CLASS in {CLASSES} and SCALE in {SCALES}'
+    )
+  return class_name, scale
+
+
+def run_config(class_name: str, scale: str) -> ml_collections.ConfigDict:
+  """The arms' starting point: the DCGAN baseline (configs/dcgan_normal.py) at `scale`."""
+  if scale == 'smoke':
+    config = tiny.get_config('dcgan')
+    config.r1_gamma = 0.0
+    config.ema_decay = 0.0
+    config.augment.policy = ''
+    config.augment.adaptive = False
+  else:
+    config = dcgan_normal.get_config()
   config.dataset = f'chest_xray_pneumonia/{class_name}'
-  if not full:
+  if scale == 'cpu':
     config.resolution = 64
     config.batch_size = 32
     config.latent_dim = 64
@@ -27,38 +48,55 @@ def run_config(class_name: str, *, full: bool = False) -> ml_collections.ConfigD
     config.d_channels = 64
     config.num_sample_images = 36
     config.log_every_steps = 25
+  elif scale == 'full':
+    config.resolution = 128
+    config.log_every_steps = 100
   return config
 
 
-def scoring(*, every_steps: int, full: bool = False) -> ml_collections.ConfigDict:
-  """When and how runs are scored: fixed-seed samples against the real test split."""
-  return ml_collections.ConfigDict(
-    dict(
-      every_steps=every_steps,
-      split='test',  # Never the training split.
-      train_split='train',  # For the memorisation audit.
-      num_samples=2000 if full else 500,
-      features='cxr,pixels',
-      classifier_workdir='',  # Required for 'cxr': a cxrgan_jax.classifier workdir.
-      inception_weights='',  # Adds FID and IS when given.
-      seed=0,
-    )
-  )
+def steps(scale: str, *, cpu: int, full: int, smoke: int = 4) -> int:
+  return {'cpu': cpu, 'full': full, 'smoke': smoke}[scale]
 
 
-def report(threshold: float) -> ml_collections.ConfigDict:
-  """Metrics the report tabulates (name, lower is better); the first is primary."""
+def seeds(scale: str) -> list[int]:
+  return {'cpu': [0, 1], 'full': [0, 1, 2], 'smoke': [0]}[scale]
+
+
+def scoring(scale: str, *, every_steps: int) -> ml_collections.ConfigDict:
+  """How runs are scored: configs/eval.py's settings on fixed-seed samples of each
+  kept checkpoint, against the real test split (never the training split), with
+  the training split for the memorisation audit."""
+  config = eval_config.get_config()
+  config.every_steps = every_steps  # Also the checkpoint interval of every run.
+  config.split = 'test'
+  config.train_split = 'train'
+  config.num_samples = {'cpu': 500, 'full': 2000, 'smoke': 16}[scale]
+  # 'cxr' needs a cxrgan_jax.classifier workdir (config.classifier_workdir); add
+  # 'inception' with inception_weights for FID and IS.
+  config.features = 'pixels' if scale == 'smoke' else 'cxr,pixels'
+  config.num_permutations = 200
+  config.ms_ssim_pairs = 200
+  return config
+
+
+def report(scale: str, threshold: float) -> ml_collections.ConfigDict:
+  """Metrics the report tabulates (name, lower is better); the first is primary.
+
+  The X-ray classifier's space at CPU and full scale; pixels for smoke runs,
+  which have no classifier.
+  """
+  space = 'pixels' if scale == 'smoke' else 'cxr'
   return ml_collections.ConfigDict(
     dict(
       metrics=[
-        ('fd_cxr', True),
-        ('fd_pixels', True),
-        ('one_nn_accuracy_cxr', True),  # 0.5 is ideal; runs here sit above it.
-        ('precision_cxr', False),
-        ('recall_cxr', False),
-        ('memorization_copy_fraction_cxr', True),  # Chance is 0.05.
+        (f'fd_{space}', True),
+        *([('fd_pixels', True)] if space != 'pixels' else []),
+        (f'one_nn_accuracy_{space}', True),  # 0.5 is ideal; runs here sit above it.
+        (f'precision_{space}', False),
+        (f'recall_{space}', False),
+        (f'memorization_copy_fraction_{space}', True),  # Chance is 0.05.
       ],
-      threshold=('fd_cxr', threshold),
+      threshold=(f'fd_{space}', threshold),
       margin=0.1,
     )
   )

@@ -15,14 +15,13 @@ from configs.studies import common
 
 
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
-  class_name, _, scale = arg.partition(',')
-  full = scale == 'full'
+  class_name, scale = common.parse_arg(arg)
   study = ml_collections.ConfigDict()
-  study.name = f'hparams_{class_name}' + ('_full' if full else '')
+  study.name = f'hparams_{class_name}_{scale}'
   study.description = (
     f'One-at-a-time hyper-parameter sweeps ({class_name}) at an equal wall-clock budget per run.'
   )
-  study.base = common.run_config(class_name, full=full)
+  study.base = common.run_config(class_name, scale)
   width = study.base.g_channels
   sgd = dict(name='sgd', learning_rate=0.01, momentum=0.9)
   study.arms = [
@@ -72,8 +71,12 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     ('d_steps', [2]),
     ('loss', ['minimax', 'hinge']),
   ]
-  study.seeds = [0, 1, 2] if full else [0, 1]
-  study.budget = ml_collections.ConfigDict(dict(steps=0, minutes=60.0 if full else 3.0))
-  study.eval = common.scoring(every_steps=2_000 if full else 150, full=full)
-  study.report = common.report(threshold=20.0)
+  study.seeds = common.seeds(scale)
+  minutes = {'cpu': 2.5, 'full': 60.0, 'smoke': 0.0}[scale]
+  # A wall-clock budget, so the Pareto plot compares like with like; smoke: 4 steps.
+  study.budget = ml_collections.ConfigDict(
+    dict(steps=4 if scale == 'smoke' else 0, minutes=minutes)
+  )
+  study.eval = common.scoring(scale, every_steps=common.steps(scale, cpu=150, full=2_000, smoke=2))
+  study.report = common.report(scale, threshold=20.0)
   return study

@@ -2,7 +2,7 @@ r"""Study a: does noise on the training images help, hurt, or make no difference
 
   python -m cxrgan_jax.study --config=configs/studies/noise.py:normal --workdir=studies/noise_normal
   python -m cxrgan_jax.study --config=configs/studies/noise.py:bacterial --workdir=studies/noise_bacterial
-  (append ,full to the argument for the accelerator-scale variant)
+  (append ,full for the accelerator-scale variant, ,smoke for CI's seconds-long one)
 
 Arms: persistent Gaussian noise on every training image at sigma in {0.05,
 0.1, 0.2} ([-1, 1] units; the GAN never sees a clean image), against the
@@ -17,16 +17,15 @@ from configs.studies import common
 
 
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
-  class_name, _, scale = arg.partition(',')
-  full = scale == 'full'
+  class_name, scale = common.parse_arg(arg)
   study = ml_collections.ConfigDict()
-  study.name = f'noise_{class_name}' + ('_full' if full else '')
+  study.name = f'noise_{class_name}_{scale}'
   study.description = (
     f'Noise on the training images ({class_name}): persistent per-image Gaussian noise vs '
     'clean data vs annealed instance noise on D inputs; scored on clean test images.'
   )
-  study.base = common.run_config(class_name, full=full)
-  budget = 20_000 if full else 2_000
+  study.base = common.run_config(class_name, scale)
+  budget = common.steps(scale, cpu=2_000, full=20_000)
   study.arms = [
     {'name': 'default', 'overrides': {}},
     {'name': 'data_noise=0.05', 'overrides': {'data_noise_std': 0.05}},
@@ -37,8 +36,8 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
       'overrides': {'instance_noise.std': 0.1, 'instance_noise.anneal_steps': budget},
     },
   ]
-  study.seeds = [0, 1, 2] if full else [0, 1]
+  study.seeds = common.seeds(scale)
   study.budget = ml_collections.ConfigDict(dict(steps=budget, minutes=0.0))
-  study.eval = common.scoring(every_steps=budget // 5, full=full)
-  study.report = common.report(threshold=20.0)
+  study.eval = common.scoring(scale, every_steps=max(2, budget // 5))
+  study.report = common.report(scale, threshold=20.0)
   return study

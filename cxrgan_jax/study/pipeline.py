@@ -17,10 +17,10 @@ RESULTS_FILE = 'results.json'
 CONFIG_FILE = 'study_config.json'
 
 
-def describe(runs: list[spec.Run]) -> str:
+def describe(runs: list[spec.Run], total: int, worker: tuple[int, int]) -> str:
   """The --dry_run listing: one line per run with its overrides."""
-  width = max(len(r.name) for r in runs)
-  lines = [f'{len(runs)} runs:']
+  width = max([len(r.name) for r in runs] or [0])
+  lines = [f'worker {worker[0]}/{worker[1]}: {len(runs)} of {total} runs']
   for run in runs:
     overrides = ', '.join(f'{k}={v!r}' for k, v in run.overrides.items()) or '(base config)'
     lines.append(f'  {run.name:<{width}}  {overrides}')
@@ -59,7 +59,7 @@ def run(
   all_runs = spec.runs(study)  # Fails here, naming the field, before anything trains.
   index, count = spec.parse_worker(worker)
   if dry_run:
-    print(describe(spec.share(all_runs, (index, count))))
+    print(describe(spec.share(all_runs, (index, count)), len(all_runs), (index, count)))
     sys.stdout.flush()
     return None
   study_dir = pathlib.Path(workdir).absolute()

@@ -28,8 +28,9 @@ def scored_steps(run_dir: pathlib.Path) -> set[int]:
   return {s['step'] for s in results.read_run(run_dir)['scores']}
 
 
-def eval_config(study_eval: ml_collections.ConfigDict, run: spec.Run, run_dir: pathlib.Path,
-                step: int) -> ml_collections.ConfigDict:
+def eval_config(
+  study_eval: ml_collections.ConfigDict, run: spec.Run, run_dir: pathlib.Path, step: int
+) -> ml_collections.ConfigDict:
   """The study's evaluation settings pointed at one checkpoint of one run."""
   config = ml_collections.ConfigDict(study_eval.to_dict())
   del config['every_steps']
