@@ -50,7 +50,9 @@ def plot_curves(records: Sequence[dict], metric: str, path: pathlib.Path) -> str
     ax.plot(np.asarray(x) / 60, y, marker='.', color=colour, label=label, alpha=0.8)
   ax.set_xlabel('training time (minutes)')
   ax.set_ylabel(metric)
-  ax.set_yscale('log')
+  values = [s[metric] for r in records for s in r['scores'] if s.get(metric) is not None]
+  if values and min(values) > 0 and max(values) > 10 * min(values):
+    ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc='upper right')
   return _save(fig, path)
