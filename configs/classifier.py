@@ -27,5 +27,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.balance = 'sampling'
   config.max_shift_fraction = 0.0625  # Random translation, fraction of the side.
   config.max_train_images = 0  # Subsample train (tests); 0 = all.
+  # --- Training data: real, synthetic (cxrgan_jax.sample folders) or both ----
+  config.classes = ''  # Comma-separated subset, e.g. 'normal,bacterial'; '' = all.
+  config.real_fraction = 1.0  # Fraction of real training patients kept; 0 = none (TSTR).
+  config.synthetic_dirs = ''  # Comma-separated folders written by cxrgan_jax.sample.
+  config.synthetic_per_real = 0.0  # Synthetic images per real one, per class, when mixing.
   config.seed = 0  # Init, sampling and augmentation.
   return config

@@ -7,6 +7,7 @@ import pytest
 
 from configs import classifier as classifier_configs
 from cxrgan_jax import input_pipeline
+from cxrgan_jax.classifier import data
 from cxrgan_jax.classifier import inference
 from cxrgan_jax.classifier import train
 from cxrgan_jax.evaluation import extractors
@@ -104,3 +105,76 @@ def test_shared_data_reaches_useful_accuracy(shared_chest_xray_dir, tmp_path):
   assert test['accuracy'] > 0.7, test
   assert test['pneumonia_sensitivity'] > 0.9, test
   assert test['pneumonia_specificity'] > 0.85, test
+
+
+def test_roc_auc_by_hand():
+  # Positives 0.9, 0.4; negatives 0.5, 0.1: 3 of 4 pairs ordered right.
+  assert train.roc_auc([0.9, 0.5, 0.4, 0.1], [1, 0, 1, 0]) == pytest.approx(0.75)
+  assert train.roc_auc([0.5, 0.5], [1, 0]) == pytest.approx(0.5)  # A tie counts half.
+  assert np.isnan(train.roc_auc([0.1, 0.2], [0, 0]))
+  probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.5, 0.3], [0.85, 0.1, 0.05], [0.1, 0.1, 0.8]])
+  m = train.classification_metrics(np.array([0, 1, 2, 2]), probs.argmax(1), CLASS_NAMES, probs)
+  assert m['pneumonia_auc'] == pytest.approx(
+    2 / 3
+  )  # 1 - p(normal): pneumonia 0.8, 0.15, 0.9 vs normal 0.2.
+
+
+def _write_synthetic_folder(root, data_dir):
+  """A folder in the layout cxrgan_jax.sample writes, from real test-free images."""
+  from PIL import Image  # noqa: PLC0415
+
+  for label, (folder, name) in enumerate(
+    [
+      ('NORMAL', 'SYNTH-IM-{i:06d}-0001.png'),
+      ('PNEUMONIA', 'person900001_bacteria_{i}.png'),
+      ('PNEUMONIA', 'person900002_virus_{i}.png'),
+    ]
+  ):
+    images = input_pipeline.load_images(
+      f'chest_xray_pneumonia/{CLASS_NAMES[label]}', 'train', data_dir=data_dir, resolution=64
+    )
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images['image'][:20]):
+      Image.fromarray(image[..., 0]).save(root / folder / name.format(i=i))
+
+
+def test_trains_on_synthetic_only_and_on_a_mix(demo_tfds_dir, tmp_path):
+  synthetic = tmp_path / 'synthetic'
+  _write_synthetic_folder(synthetic, demo_tfds_dir)
+  common = dict(
+    data_dir=demo_tfds_dir,
+    resolution=64,
+    num_steps=20,
+    batch_size=16,
+    eval_every_steps=20,
+    classes='normal,bacterial',
+  )
+  tstr = train.train_and_evaluate(
+    _config(real_fraction=0.0, synthetic_dirs=str(synthetic), **common), tmp_path / 'tstr'
+  )
+  # The viral folder is dropped in a 2-class study; 20 per class remain.
+  assert tstr['train_class_counts'] == [20, 20]
+  assert tstr['config']['class_names'] == ['normal', 'bacterial']
+  assert set(tstr['test']) >= {'accuracy', 'pneumonia_auc', 'pneumonia_sensitivity'}
+  assert tstr['test']['num_examples'] > 0
+
+  # Mixing: the real half of the patients plus 0.25 synthetic per real image, per class.
+  _, real = data.splits(_config(real_fraction=0.5, **common))
+  _, mixed = data.splits(
+    _config(real_fraction=0.5, synthetic_dirs=str(synthetic), synthetic_per_real=0.25, **common)
+  )
+  for label in (0, 1):
+    n_real = np.sum(real['train'].label == label)
+    assert np.sum((mixed['train'].label == label) & ~mixed['train'].synthetic) == n_real
+    assert np.sum((mixed['train'].label == label) & mixed['train'].synthetic) == round(
+      0.25 * n_real
+    )
+
+
+def test_synthetic_without_ratio_is_refused(demo_tfds_dir, tmp_path):
+  synthetic = tmp_path / 'synthetic'
+  _write_synthetic_folder(synthetic, demo_tfds_dir)
+  with pytest.raises(ValueError, match='synthetic_per_real is 0'):
+    train.train_and_evaluate(
+      _config(data_dir=demo_tfds_dir, synthetic_dirs=str(synthetic), num_steps=1), tmp_path / 'w'
+    )

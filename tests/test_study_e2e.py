@@ -132,7 +132,10 @@ def test_dry_run_and_bad_study_fail_before_training(tmp_path):
     text=True,
   )
   assert dry.returncode == 0, dry.stderr[-2000:]
-  assert 'worker 1/2: 2 of 5 runs' in dry.stdout and 'data_noise=0.05/seed0  data_noise_std=0.05' in dry.stdout
+  assert (
+    'worker 1/2: 2 of 5 runs' in dry.stdout
+    and 'data_noise=0.05/seed0  data_noise_std=0.05' in dry.stdout
+  )
   assert not any(tmp_path.iterdir())
 
   bad = subprocess.run(

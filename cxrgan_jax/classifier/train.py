@@ -17,9 +17,10 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+import scipy.stats
 
 from cxrgan_jax import files
-from cxrgan_jax import input_pipeline
+from cxrgan_jax.classifier import data
 from cxrgan_jax.classifier import inference
 from cxrgan_jax.classifier.model import CxrNet
 from cxrgan_jax.classifier.model import augment
@@ -69,8 +70,24 @@ def _make_train_step(
   return train_step
 
 
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+  """Area under the ROC curve: P(score of a positive > score of a negative), ties half.
+
+  The Mann-Whitney form with average ranks; NaN when a side is empty.
+  """
+  scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+  n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+  if not n_pos or not n_neg:
+    return float('nan')
+  ranks = scipy.stats.rankdata(scores)
+  return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def classification_metrics(
-  labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str]
+  labels: np.ndarray,
+  predictions: np.ndarray,
+  class_names: Sequence[str],
+  probabilities: np.ndarray | None = None,
 ) -> dict[str, Any]:
   """Accuracy, per-class and pneumonia-vs-normal sensitivity/specificity.
 
@@ -104,6 +121,11 @@ def classification_metrics(
   out['pneumonia_accuracy'] = div(np.sum(true_p == pred_p), len(labels))
   out['pneumonia_sensitivity'] = div(np.sum(true_p & pred_p), np.sum(true_p))
   out['pneumonia_specificity'] = div(np.sum(~true_p & ~pred_p), np.sum(~true_p))
+  if probabilities is not None:  # float [N, classes], rows summing to 1.
+    probabilities = np.asarray(probabilities, np.float64)
+    out['pneumonia_auc'] = roc_auc(1.0 - probabilities[:, 0], true_p)
+    per_class = [roc_auc(probabilities[:, c], labels == c) for c in range(k)]
+    out['auc_macro'] = float(np.nanmean(per_class)) if k > 2 else out['pneumonia_auc']
   return out
 
 
@@ -128,20 +150,6 @@ def format_table(title: str, m: dict[str, Any], class_names: Sequence[str]) -> s
     + str(m['confusion_matrix'])
   )
   return '\n'.join(lines)
-
-
-def _load_split(
-  config: ml_collections.ConfigDict, split: str, max_images: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-  data = input_pipeline.load_images(
-    config.dataset,
-    split,
-    data_dir=config.data_dir,
-    resolution=config.resolution,
-    max_images=max_images or None,
-    seed=config.seed,
-  )
-  return data['image'], np.asarray(data['label'], np.int32)
 
 
 def _batch_sampler(labels: np.ndarray, num_classes: int, config: ml_collections.ConfigDict):
@@ -237,12 +245,14 @@ def train_and_evaluate(
   workdir = pathlib.Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   config = ml_collections.ConfigDict(config.to_dict())
-  config.class_names = input_pipeline.class_names(config.dataset, config.data_dir)
-  splits = {
-    'train': _load_split(config, 'train', config.max_train_images),
-    'validation': _load_split(config, 'validation'),
-    'test': _load_split(config, 'test'),
-  }
+  class_names, sets = data.splits(config)
+  config.class_names = list(class_names)
+  splits = {name: (s.image, s.label) for name, s in sets.items()}
+  logging.info(
+    'Train: %d real + %d synthetic images',
+    int(np.sum(~sets['train'].synthetic)),
+    int(np.sum(sets['train'].synthetic)),
+  )
   counts = np.bincount(splits['train'][1], minlength=len(config.class_names))
   logging.info('Train images per class %s', dict(zip(config.class_names, counts.tolist())))
   if len(splits['train'][1]) < config.batch_size:
@@ -264,7 +274,9 @@ def train_and_evaluate(
   for name in ('validation', 'test'):
     images, labels = splits[name]
     logits, _ = inference.batched_forward(model, params, images, config.resolution)
-    metrics[name] = classification_metrics(labels, logits.argmax(-1), config.class_names)
+    metrics[name] = classification_metrics(
+      labels, logits.argmax(-1), config.class_names, probabilities=jax.nn.softmax(logits)
+    )
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(workdir / inference.CHECKPOINT_DIR, {'params': params}, force=True)
     ckptr.wait_until_finished()
