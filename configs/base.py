@@ -71,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Loop, logging, checkpoints ------------------------------------------
   config.num_train_steps = 20_000
+  # Wall-clock budget over all (re)starts; the run ends at the first log step
+  # past it, as if num_train_steps were reached. 0 = none.
+  config.max_train_minutes = 0.0
   config.log_every_steps = 50
   config.sample_every_steps = 1_000
   config.num_sample_images = 64  # Fixed-latent grid (8x8).

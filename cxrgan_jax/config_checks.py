@@ -52,6 +52,8 @@ def check_config(
     raise ConfigError(f'config.augment.p={config.augment.p} must be in [0, 1]')
   if config.r1_gamma < 0 or config.r1_interval < 1:
     raise ConfigError('config.r1_gamma must be >= 0 and config.r1_interval >= 1')
+  if config.get('max_train_minutes', 0.0) < 0:
+    raise ConfigError(f'config.max_train_minutes={config.max_train_minutes} must be >= 0')
   if config.get('data_noise_std', 0.0) < 0:
     raise ConfigError(f'config.data_noise_std={config.data_noise_std} must be >= 0')
   if config.instance_noise.std < 0:

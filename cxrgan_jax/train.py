@@ -12,6 +12,7 @@ from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
@@ -22,10 +23,38 @@ from cxrgan_jax import images as image_utils
 from cxrgan_jax import input_pipeline
 from cxrgan_jax import parallel
 from cxrgan_jax import preemption
+from cxrgan_jax import run_log
 from cxrgan_jax import sampling
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
 from cxrgan_jax import workdir as workdir_lib
+
+
+class TimeBudget:
+  """`config.max_train_minutes` of training over all (re)starts of a run; 0 = none.
+
+  Time already spent is read from metrics.jsonl (run_log), so a resumed run
+  gets only what is left. Checked at log steps; on several hosts process 0's
+  clock decides for all, so every process stops at the same step.
+  """
+
+  def __init__(self, minutes: float, workdir: pathlib.Path, every: int):
+    self._limit = 60.0 * minutes
+    self._every = every
+    self.spent_before = float(run_log.training_seconds(workdir)[1][-1]) if self._limit else 0.0
+    self._start = time.time()
+
+  @property
+  def exhausted(self) -> bool:
+    return bool(self._limit) and self.spent_before >= self._limit
+
+  def reached(self, step: int) -> bool:
+    if not self._limit or step % self._every:
+      return False
+    done = np.asarray(self.spent_before + time.time() - self._start >= self._limit)
+    if jax.process_count() > 1:
+      done = multihost_utils.broadcast_one_to_all(done)
+    return bool(done)
 
 
 class NonFiniteError(FloatingPointError):
@@ -139,11 +168,15 @@ def _train_and_evaluate(
     if is_chief:
       _truncate_jsonl(jsonl_path, int(state.step))
   initial_step = int(state.step)
+  budget = TimeBudget(config.get('max_train_minutes', 0.0), workdir, config.log_every_steps)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if initial_step == 0:
     writer.write_hparams(_flatten(config_dict))
   num_steps = config.num_train_steps
+  if budget.exhausted:  # Stopped by its time budget before; nothing is left to train.
+    logging.info('Time budget already spent (%.0f s); nothing to train', budget.spent_before)
+    num_steps = initial_step
   report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
   grids = SampleGrids(config, generator, workdir, writer)
   evaluator = None
@@ -191,7 +224,7 @@ def _train_and_evaluate(
     pending_finite = metrics['finite']
     report(step)
 
-    is_last = step == num_steps
+    is_last = step == num_steps or budget.reached(step)
     if step % config.log_every_steps == 0 or is_last:
       check_finite(pending_finite, step)
       scalars = {
@@ -245,7 +278,11 @@ def _train_and_evaluate(
       checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
       writer.flush()
     # Called at every step on every process (the multi-host sync point needs it).
-    if preempt.should_stop(step) and not is_last:
+    preempted = preempt.should_stop(step)
+    if is_last:  # The step budget, or the time budget before it.
+      num_steps = step
+      break
+    if preempted:
       stopped_at = step
       if step % config.checkpoint_every_steps:
         check_finite(pending_finite, step)

@@ -296,3 +296,17 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(demo_tfds_dir, tmp
   restored, _ = final_state(workdir, demo_tfds_dir, 4)
   for x, y in zip(jax.tree.leaves(good), jax.tree.leaves(restored)):
     np.testing.assert_array_equal(x, y)
+
+
+def test_time_budget_ends_the_run_at_a_log_step_and_survives_a_rerun(demo_tfds_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  config = small_config(demo_tfds_dir, 10_000)
+  config.max_train_minutes = 1e-4  # Spent by the first log step (compile alone is longer).
+  state = train.train_and_evaluate(config, str(workdir))
+  assert int(state.step) == config.log_every_steps
+  assert checkpoints.available_steps(workdir) == [config.log_every_steps]
+  assert (workdir / 'samples' / f'step_{config.log_every_steps:06d}.png').is_file()
+  # Rerunning finds the budget spent (from metrics.jsonl) and trains nothing more.
+  again = train.train_and_evaluate(config, str(workdir))
+  assert int(again.step) == config.log_every_steps
+  assert checkpoints.available_steps(workdir) == [config.log_every_steps]
