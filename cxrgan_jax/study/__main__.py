@@ -29,6 +29,8 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # Imported once flags are parsed, so --help answers without loading JAX.
+  from cxrgan_jax import preemption
   from cxrgan_jax.study import pipeline
   from cxrgan_jax.study import spec
 
@@ -43,6 +45,9 @@ def main(argv):
   except spec.StudyError as e:
     logging.error('%s', e)
     raise SystemExit(f'study config error: {e}') from None
+  except preemption.Preempted as e:
+    logging.warning('%s', e)
+    raise SystemExit(e.exit_code) from None  # 128 + signal, as main.py, for requeueing.
 
 
 if __name__ == '__main__':

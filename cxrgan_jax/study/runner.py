@@ -14,8 +14,10 @@ from absl import logging
 
 from cxrgan_jax import config_checks
 from cxrgan_jax import files
+from cxrgan_jax import preemption
 from cxrgan_jax import run_log
 from cxrgan_jax import train
+from cxrgan_jax import workdir as workdir_lib
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
 
@@ -40,6 +42,13 @@ def train_run(run: spec.Run, run_dir: pathlib.Path) -> dict:
   try:
     train.train_and_evaluate(run.config, str(run_dir))
     record = {'status': results.FINISHED}
+  except preemption.Preempted:
+    raise  # Saved; the whole study stops and the same command resumes it.
+  except workdir_lib.WorkdirError as e:
+    # Another worker holds this run (or its folder cannot be written): not a
+    # result of the run, so it stays pending for whoever can train it.
+    logging.warning('study: %s skipped: %s', run.name, e)
+    return record
   except train.NonFiniteError as e:
     record = {'status': results.FAILED, 'error': f'diverged: {e}'}
     logging.warning('study: %s diverged; marked failed, the other runs go on', run.name)
