@@ -17,6 +17,7 @@ import math
 import os
 import time
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -86,6 +87,99 @@ class Discriminator(nn.Module):
     return self.head(self.body(x).flatten(1))[:, 0]
 
 
+def make_optimizers(
+  g: nn.Module, d: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999)
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+  """Adam for G and D with the DCGAN example's settings (eps: PyTorch's 1e-8, as optax's)."""
+  return (
+    torch.optim.Adam(g.parameters(), lr=lr, betas=betas),
+    torch.optim.Adam(d.parameters(), lr=lr, betas=betas),
+  )
+
+
+def train_step(
+  g: nn.Module,
+  d: nn.Module,
+  g_opt: torch.optim.Optimizer,
+  d_opt: torch.optim.Optimizer,
+  real: torch.Tensor,
+  z: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+  """One step of the PyTorch DCGAN example; returns (d_loss, g_loss), detached.
+
+  G runs forward once: D updates on `real` and `fake.detach()` (two forward
+  passes, so each batch has its own BatchNorm statistics), then G updates
+  through the same `fake` scored by the updated D. The losses are the
+  example's BCE written on logits (softplus): non-saturating for G.
+  """
+  fake = g(z)
+  d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
+  d_opt.zero_grad(set_to_none=True)
+  d_loss.backward()
+  d_opt.step()
+  g_loss = F.softplus(-d(fake)).mean()
+  g_opt.zero_grad(set_to_none=True)
+  g_loss.backward()
+  g_opt.step()
+  return d_loss.detach(), g_loss.detach()
+
+
+def _numbered(tree: dict, prefix: str) -> list[str]:
+  """Names `prefix_0, prefix_1, ...` in `tree`, in creation order."""
+  names = [k for k in tree if k.rsplit('_', 1)[0] == prefix]
+  return sorted(names, key=lambda k: int(k.rsplit('_', 1)[1]))
+
+
+def state_dict_from_flax(module: nn.Module, params: dict, batch_stats: dict) -> dict:
+  """The torch state_dict of `module` (Generator or Discriminator above) holding
+  the flax DCGAN's variables, converted between layouts.
+
+  Layouts: flax is NHWC with HWIO kernels, torch NCHW with OIHW (conv) or
+  IOHW (transposed conv) weights. The flax transposed conv is
+  `nn.ConvTranspose(..., 'SAME')` without kernel flipping, which equals
+  torch's ConvTranspose2d(4, 2, 1) with the spatially flipped kernel. Dense
+  layers next to a reshape also permute their (h, w, c) axis to torch's
+  (c, h, w).
+  """
+
+  def t(x):
+    return torch.tensor(np.ascontiguousarray(x, np.float32))
+
+  dense = iter(_numbered(params, 'Dense'))
+  convs = iter(_numbered(params, 'Conv') or _numbered(params, 'ConvTranspose4x4'))
+  norms = iter(_numbered(params, 'BatchNorm'))
+  out = {}
+  for name, layer in module.named_modules():
+    if isinstance(layer, nn.Linear):
+      p = params[next(dense)]
+      k = np.asarray(p['kernel'])
+      if isinstance(module, Generator):  # z -> (h, w, c) -> torch's (c, h, w).
+        c = layer.out_features // 16
+        w = k.reshape(k.shape[0], 4, 4, c).transpose(3, 1, 2, 0).reshape(-1, k.shape[0])
+      else:  # (h, w, c) features -> torch's (c, h, w) flatten.
+        c = layer.in_features // 16
+        w = k.reshape(4, 4, c, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)
+    elif isinstance(layer, nn.ConvTranspose2d):
+      p = params[next(convs)]
+      w = np.asarray(p['kernel'])[::-1, ::-1].transpose(2, 3, 0, 1)
+    elif isinstance(layer, nn.Conv2d):
+      p = params[next(convs)]
+      w = np.asarray(p['kernel']).transpose(3, 2, 0, 1)
+    elif isinstance(layer, nn.BatchNorm2d):
+      key = next(norms)
+      p, stats = params[key], batch_stats[key]
+      out[f'{name}.weight'], out[f'{name}.bias'] = t(p['scale']), t(p['bias'])
+      out[f'{name}.running_mean'], out[f'{name}.running_var'] = t(stats['mean']), t(stats['var'])
+      out[f'{name}.num_batches_tracked'] = module.state_dict()[f'{name}.num_batches_tracked']
+      continue
+    else:
+      continue
+    out[f'{name}.weight'] = t(w)
+    if layer.bias is not None:
+      out[f'{name}.bias'] = t(p['bias'])
+  return out
+
+
 def time_torch_dcgan_step(
   resolution: int,
   batch_size: int,
@@ -100,22 +194,12 @@ def time_torch_dcgan_step(
   torch.manual_seed(0)
   g = Generator(resolution, latent_dim, g_channels)
   d = Discriminator(resolution, d_channels)
-  g_opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-  d_opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+  g_opt, d_opt = make_optimizers(g, d)
   real = torch.rand(batch_size, 1, resolution, resolution) * 2.0 - 1.0
 
   def step():
-    z = torch.randn(batch_size, latent_dim)
-    fake = g(z)
-    d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
-    d_opt.zero_grad(set_to_none=True)
-    d_loss.backward()
-    d_opt.step()
-    g_loss = F.softplus(-d(fake)).mean()
-    g_opt.zero_grad(set_to_none=True)
-    g_loss.backward()
-    g_opt.step()
-    return g_loss.detach().item()  # Waits for the step to finish.
+    _, g_loss = train_step(g, d, g_opt, d_opt, real, torch.randn(batch_size, latent_dim))
+    return g_loss.item()  # Waits for the step to finish.
 
   for _ in range(warmup):
     step()

@@ -5,6 +5,7 @@ the example's position in the global batch), not by device, so a step on two
 devices equals the same step on one device with the same global batch.
 """
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -42,6 +43,11 @@ def global_example_keys(key: jax.Array, local_batch: int) -> jax.Array:
 def sample_latents(key: jax.Array, local_batch: int, latent_dim: int) -> jax.Array:
   keys = global_example_keys(key, local_batch)
   return jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
+
+
+def d_update_keys(step_key: jax.Array, index: int) -> tuple[jax.Array, jax.Array]:
+  """(latent key, discriminator key) of D update `index` of a step; the G update reuses the last."""
+  return tuple(jax.random.split(jax.random.fold_in(step_key, index)))
 
 
 def tree_norm(tree: PyTree) -> jax.Array:
@@ -116,11 +122,11 @@ def make_train_step(
     loss = adv + 0.5 * r1_gamma * r1_interval * r1
     return loss, (adv, r1, real_logits, fake_logits, d_state)
 
-  def g_loss_fn(g_params, g_state, d_params, d_state, z, key, p, noise_std):
-    fake, g_state = apply_model(generator, g_params, g_state, z, train=True)
+  def g_loss_on_fake(fake, d_params, d_state, key, p, noise_std):
+    """G's loss as a function of its images; D's BatchNorm state is updated as in PyTorch."""
     fake_in = prepare_for_d(key, fake, p, noise_std)
-    logits, _ = apply_model(discriminator, d_params, d_state, fake_in, train=True)
-    return losses.generator_loss(logits, config.loss), g_state
+    logits, d_state = apply_model(discriminator, d_params, d_state, fake_in, train=True)
+    return losses.generator_loss(logits, config.loss), d_state
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     step_key = jax.random.fold_in(state.rng, state.step)
@@ -130,13 +136,11 @@ def make_train_step(
     progress = state.step.astype(jnp.float32) / noise_steps
     noise_std = noise_std0 * jnp.maximum(0.0, 1.0 - progress)
 
-    def d_update(carry, inputs):
+    def generate(g_params, z):
+      return apply_model(generator, g_params, state.g_state, z, train=True)
+
+    def d_update(carry, real, fake, d_key):
       d_params, d_state, d_opt_state = carry
-      index, real = inputs
-      key = jax.random.fold_in(step_key, index)
-      z_key, d_key = jax.random.split(key)
-      z = sample_latents(z_key, local_batch, latent_dim)
-      fake, _ = apply_model(generator, state.g_params, state.g_state, z, train=True)
       grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
       (loss, (adv, r1, real_logits, fake_logits, d_state)), grads = grad_fn(
         d_params, d_state, real, jax.lax.stop_gradient(fake), d_key, p, noise_std
@@ -158,21 +162,33 @@ def make_train_step(
 
     # A Python loop, not lax.scan: XLA's CPU backend runs the strided-conv
     # gradients inside a while loop several times slower (measured), and
-    # d_steps is a small constant.
+    # d_steps is a small constant. G does not change during the D updates, so
+    # the last update's fakes are exactly what G would make for the G update:
+    # as in PyTorch's DCGAN example, G runs forward once per D update and the
+    # G update back-propagates through the last forward (jax.vjp), with the
+    # same latents, instead of a second forward on fresh latents.
     carry = (state.d_params, state.d_state, state.d_opt_state)
     num_d = real_batches.shape[0]
     for index in range(num_d):
-      carry, d_out = d_update(carry, (index, real_batches[index]))
+      z_key, d_key = d_update_keys(step_key, index)
+      z = sample_latents(z_key, local_batch, latent_dim)
+      if index < num_d - 1:
+        fake, _ = generate(state.g_params, z)
+      else:
+        fake, g_vjp, g_state = jax.vjp(
+          functools.partial(generate, z=z), state.g_params, has_aux=True
+        )
+      carry, d_out = d_update(carry, real_batches[index], fake, d_key)
     d_params, d_state, d_opt_state = carry  # d_out: the last D update.
 
-    g_key = jax.random.fold_in(step_key, num_d)
-    z_key, aug_key = jax.random.split(g_key)
-    z = sample_latents(z_key, local_batch, latent_dim)
-    (g_loss, g_state), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-      state.g_params, state.g_state, d_params, d_state, z, aug_key, p, noise_std
+    aug_key = jax.random.fold_in(step_key, num_d)
+    (g_loss, d_state), fake_grad = jax.value_and_grad(g_loss_on_fake, has_aux=True)(
+      fake, d_params, d_state, aug_key, p, noise_std
     )
+    (g_grads,) = g_vjp(fake_grad)
     g_grads = jax.lax.pmean(g_grads, AXIS)
     g_state = jax.lax.pmean(g_state, AXIS)
+    d_state = jax.lax.pmean(d_state, AXIS)
     updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
 
