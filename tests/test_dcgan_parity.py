@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan_normal
+from cxrgan_jax import parallel
 from cxrgan_jax import state as state_lib
 from cxrgan_jax import steps
 
@@ -88,12 +89,12 @@ def run() -> Run:
       )
   d_loss, g_loss = torch_dcgan.train_step(g, d, g_opt, d_opt, nchw(real[0]), torch.tensor(z))
 
-  rstate, metrics = p_step(steps.replicate(init, devices), {'image': real[None]})
+  rstate, metrics = p_step(parallel.replicate(init, devices), {'image': real[None]})
   return Run(
     config,
     init,
-    jax.device_get(steps.unreplicate(rstate)),
-    jax.device_get(steps.unreplicate(metrics)),
+    jax.device_get(parallel.unreplicate(rstate)),
+    jax.device_get(parallel.unreplicate(metrics)),
     g,
     d,
     g_opt,
