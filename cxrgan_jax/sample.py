@@ -1,6 +1,7 @@
 """Checkpoint -> synthetic X-ray dataset on disk, in the Kaggle archive's layout.
 
   python -m cxrgan_jax.sample --workdir=DIR --num_images=1000 --output_dir=OUT [--which=best]
+      [--batchnorm=running|batch]
 
 writes OUT/NORMAL/*.png (or OUT/PNEUMONIA/*_bacteria_*.png / *_virus_*.png),
 OUT/grid.png and OUT/manifest.json (see `cxrgan_jax.sampling`).
@@ -27,6 +28,13 @@ flags.DEFINE_enum(
 flags.DEFINE_integer('step', None, 'Checkpoint step of --which (default: the newest).')
 flags.DEFINE_integer('seed', 0, 'Latent seed; same seed, same images.')
 flags.DEFINE_integer('batch_size', 64, 'Generator batch size.')
+flags.DEFINE_enum(
+  'batchnorm',
+  sampling.DEFAULT_BATCHNORM,
+  sampling.BATCHNORM_MODES,
+  "Generator BatchNorm: 'running' averages or each batch's own statistics "
+  "('batch', batches of --batch_size, as the PyTorch DCGAN example samples).",
+)
 flags.mark_flags_as_required(['workdir', 'output_dir'])
 
 
@@ -37,7 +45,9 @@ def main(argv):
     print(f'Process {index}: process 0 writes {FLAGS.output_dir}')
     return
   try:
-    sampler = sampling.restore_sampler(FLAGS.workdir, which=FLAGS.which, step=FLAGS.step)
+    sampler = sampling.restore_sampler(
+      FLAGS.workdir, which=FLAGS.which, step=FLAGS.step, batchnorm=FLAGS.batchnorm
+    )
     out = sampling.export_dataset(
       sampler, FLAGS.output_dir, FLAGS.num_images, seed=FLAGS.seed, batch_size=FLAGS.batch_size
     )

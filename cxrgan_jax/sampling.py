@@ -37,13 +37,38 @@ _LAYOUT = {
 }
 _SYNTHETIC_PATIENT_OFFSET = 900_000
 
+# How a generator's BatchNorm layers normalise when sampling:
+# 'running': the running averages kept during training (deterministic per
+#   image, independent of the batch);
+# 'batch': each sampling batch's own statistics, as in training and as the
+#   PyTorch DCGAN example samples (G never put in eval mode). Every batch is
+#   then a full `batch_size` of genuine latents, since an image depends on its
+#   batch-mates.
+BATCHNORM_MODES = ('running', 'batch')
+DEFAULT_BATCHNORM = 'running'
 
-def make_generate_fn(generator: nn.Module) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
-  """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1]."""
+
+def check_batchnorm(batchnorm: str) -> str:
+  if batchnorm not in BATCHNORM_MODES:
+    raise ValueError(
+      f'batchnorm={batchnorm!r} is unknown; use one of {", ".join(map(repr, BATCHNORM_MODES))}'
+    )
+  return batchnorm
+
+
+def make_generate_fn(
+  generator: nn.Module, batchnorm: str = DEFAULT_BATCHNORM
+) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
+  """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1].
+
+  `batchnorm` (see BATCHNORM_MODES): 'batch' normalises with the statistics
+  of the B latents given (the updated running averages are dropped).
+  """
+  train = check_batchnorm(batchnorm) == 'batch'
 
   @jax.jit
   def generate(params, g_state, z):
-    images, _ = steps.apply_model(generator, params, g_state, z, train=False)
+    images, _ = steps.apply_model(generator, params, g_state, z, train=train)
     return jnp.clip(images, -1.0, 1.0)
 
   return generate
@@ -59,11 +84,14 @@ class Sampler:
     params: PyTree,
     g_state: PyTree,
     step: int,
+    *,
+    batchnorm: str = DEFAULT_BATCHNORM,
   ):
     self.config = config
     self.step = int(step)
     self.params, self.g_state = params, g_state
-    generate = make_generate_fn(generator)
+    self.batchnorm = check_batchnorm(batchnorm)
+    generate = make_generate_fn(generator, batchnorm)
     # Quantised on device, as image_utils.to_uint8 does on the host.
     self._generate_uint8 = jax.jit(
       lambda p, s, z: jnp.clip(jnp.rint((generate(p, s, z) + 1.0) * 127.5), 0, 255).astype(
@@ -79,14 +107,26 @@ class Sampler:
   def images_from(
     self, z: np.ndarray, *, batch_size: int = 64, progress: bool = False
   ) -> np.ndarray:
-    """uint8 [N, R, R, 1] from latents z [N, latent] in fixed-size batches (one compile)."""
-    return batching.map_batches(
+    """uint8 [N, R, R, 1] from latents z [N, latent] in fixed-size batches (one compile).
+
+    With batchnorm='batch' the last batch is filled up with extra latents (of
+    a fixed key), not zeros, so that every image has `batch_size` genuine
+    batch-mates; image i then depends on z[i - i % batch_size:][:batch_size].
+    """
+    z = np.asarray(z, np.float32)
+    n = len(z)
+    if self.batchnorm == 'batch' and n % batch_size:
+      key = jax.random.fold_in(jax.random.PRNGKey(0), 0xB47C)
+      extra = jax.random.normal(key, (batch_size - n % batch_size, z.shape[1]))
+      z = np.concatenate([z, np.asarray(extra, np.float32)])
+    images = batching.map_batches(
       lambda chunk: self._generate_uint8(self.params, self.g_state, chunk),
       z,
       batch_size=batch_size,
       progress=progress,
       desc='sampling',
     )
+    return images[:n]
 
   def images(
     self, num_images: int, *, seed: int = 0, batch_size: int = 64, progress: bool = False
@@ -99,18 +139,25 @@ class Sampler:
 
 
 def restore_sampler(
-  workdir: str | os.PathLike, *, which: str = 'latest', step: int | None = None
+  workdir: str | os.PathLike,
+  *,
+  which: str = 'latest',
+  step: int | None = None,
+  batchnorm: str = DEFAULT_BATCHNORM,
 ) -> Sampler:
   """The EMA generator of `workdir`'s `which` ('latest' or 'best') checkpoints at `step`.
 
   `step` None takes the newest step of that kind whose generator restores
   (see checkpoints.restore_generator); a named step that is damaged raises.
   Only the generator's EMA weights and state are read, never the optimisers.
+  `batchnorm`: see BATCHNORM_MODES.
   """
   restored = checkpoints.restore_generator(workdir, which=which, step=step)
   config = ml_collections.ConfigDict(restored.config)
   generator, _ = models.create_models(config)
-  return Sampler(config, generator, restored.ema_params, restored.g_state, restored.step)
+  return Sampler(
+    config, generator, restored.ema_params, restored.g_state, restored.step, batchnorm=batchnorm
+  )
 
 
 def generate(
@@ -122,9 +169,10 @@ def generate(
   step: int | None = None,
   batch_size: int = 64,
   progress: bool = False,
+  batchnorm: str = DEFAULT_BATCHNORM,
 ) -> np.ndarray:
   """uint8 [num_images, R, R, 1] from a run's EMA generator; same seed, same images."""
-  sampler = restore_sampler(workdir, which=which, step=step)
+  sampler = restore_sampler(workdir, which=which, step=step, batchnorm=batchnorm)
   return sampler.images(num_images, seed=seed, batch_size=batch_size, progress=progress)
 
 
@@ -169,6 +217,7 @@ def export_dataset(
       folder=folder,
       resolution=sampler.config.resolution,
       weights='ema',
+      batchnorm=sampler.batchnorm,
       config=sampler.config.to_dict(),
     )
     files.write_json(tmp / 'manifest.json', manifest)
