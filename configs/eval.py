@@ -10,6 +10,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from cxrgan_jax import files
+from cxrgan_jax import sampling
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -22,6 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.samples_dir = ''  # Folder of generated PNG/JPEG images (recursive) instead.
   config.num_samples = 1000  # Images to generate; with samples_dir a cap (0 = all).
   config.seed = 0  # Seed of sampling and of every random subset.
+  # BatchNorm generators: normalise with the 'running' averages or with each
+  # sampling batch's own statistics ('batch', batches of 64, as the PyTorch
+  # DCGAN example samples); see cxrgan_jax/sampling.py.
+  config.batchnorm = sampling.DEFAULT_BATCHNORM
   # --- Real (held-out) and training sides ----------------------------------
   config.dataset = 'chest_xray_pneumonia/normal'  # TFDS dataset of the real side.
   config.split = 'test'  # Held-out real split.

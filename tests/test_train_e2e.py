@@ -89,13 +89,16 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   first = np.asarray(Image.open(pngs[0]))
   np.testing.assert_array_equal(first, again[0, ..., 0])
 
-  # The kept best checkpoint is reachable: sampled by the binary, evaluated by the suite.
+  # The kept best checkpoint is reachable: sampled by the binary (with the
+  # other BatchNorm mode than the default), evaluated by the suite.
   best_step = int(best[0])
   assert checkpoints.available_steps(workdir, 'best') == [best_step]
   assert sampling.restore_sampler(workdir, which='best').step == best_step
+  (mode,) = set(sampling.BATCHNORM_MODES) - {sampling.DEFAULT_BATCHNORM}
   proc = subprocess.run(
     [sys.executable, '-m', 'cxrgan_jax.sample', f'--workdir={workdir}', '--which=best']
-    + [f'--output_dir={tmp_path / "best_synthetic"}', '--num_images=4', '--seed=3'],
+    + [f'--output_dir={tmp_path / "best_synthetic"}', '--num_images=4', '--seed=3']
+    + [f'--batchnorm={mode}'],
     cwd=ROOT,
     env=dict(subprocess_env(), PYTHONPATH=str(ROOT)),
     capture_output=True,
@@ -104,10 +107,12 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   best_manifest = json.loads((tmp_path / 'best_synthetic' / 'manifest.json').read_text())
-  assert best_manifest['step'] == best_step
-  best_images = sampling.generate(workdir, 4, seed=3, which='best')
+  assert best_manifest['step'] == best_step and best_manifest['batchnorm'] == mode
+  best_images = sampling.generate(workdir, 4, seed=3, which='best', batchnorm=mode)
   first = np.asarray(Image.open(sorted((tmp_path / 'best_synthetic/NORMAL').glob('*.png'))[0]))
   np.testing.assert_array_equal(first, best_images[0, ..., 0])
+  default_images = sampling.generate(workdir, 4, seed=3, which='best')
+  assert np.any(default_images != best_images), 'the BatchNorm mode changed nothing'
 
   report = tmp_path / 'eval'
   config = eval_configs.get_config()
@@ -123,6 +128,7 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
     cache_dir='',
     ms_ssim_pairs=20,
     num_permutations=50,
+    batchnorm=mode,
   )
   metrics = suite.run(config)
   assert np.isfinite(metrics['fd_pixels']) and metrics['fd_pixels'] > 0
@@ -130,6 +136,7 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
   assert json.loads((report / 'metrics.json').read_text())['fd_pixels'] == metrics['fd_pixels']
   info = json.loads((report / 'evaluation_info.json').read_text())
   assert f'best step {best_step}' in info['fake_source']
+  assert f'BatchNorm {mode}' in info['fake_source']
   assert (report / 'report.md').is_file()
 
 

@@ -134,13 +134,18 @@ def load_generated(config: ml_collections.ConfigDict) -> Side:
       seed=config.seed,
     )
     return Side(images, config.samples_dir)
-  sampler = sampling.restore_sampler(config.workdir, which=config.which, step=config.step)
+  sampler = sampling.restore_sampler(
+    config.workdir, which=config.which, step=config.step, batchnorm=config.batchnorm
+  )
   images = sampler.images(config.num_samples, seed=config.seed, progress=True)
   if config.resolution and images.shape[1] != config.resolution:
     raise ValueError(
       f'The generator makes {images.shape[1]}px images but --resolution={config.resolution}.'
     )
-  source = f'{config.workdir} ({config.which} step {sampler.step}, seed {config.seed})'
+  source = (
+    f'{config.workdir} ({config.which} step {sampler.step}, seed {config.seed}, '
+    f'BatchNorm {config.batchnorm})'
+  )
   return Side(images, source)
 
 
