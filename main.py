@@ -13,23 +13,19 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from cxrgan_jax import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, samples and logs.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _quiet_library_info(record) -> bool:
-  """Keeps Orbax's and TFDS's per-call INFO chatter out of the training log."""
-  noisy = ('/orbax/', '/tensorflow_datasets/', '/jax/_src/xla_bridge')
-  return record.levelno >= logging.WARNING or not any(n in record.pathname for n in noisy)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  logging.get_absl_handler().addFilter(_quiet_library_info)
+  cli.quiet_library_logs()
   import jax  # pylint: disable=g-import-not-at-top
 
   from cxrgan_jax import parallel  # pylint: disable=g-import-not-at-top

@@ -14,9 +14,20 @@ import pathlib
 import sys
 
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+
+
+def _quiet_library_info(record) -> bool:
+  """Keeps Orbax's and TFDS's per-call INFO chatter out of a training log."""
+  noisy = ('/orbax/', '/tensorflow_datasets/', '/jax/_src/xla_bridge')
+  return record.levelno >= logging.WARNING or not any(n in record.pathname for n in noisy)
+
+
+def quiet_library_logs() -> None:
+  logging.get_absl_handler().addFilter(_quiet_library_info)
 
 
 def define_config_flag(name: str, help_text: str) -> tuple[flags.FlagHolder, list[str]]:

@@ -17,6 +17,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from cxrgan_jax import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Study folder; each run is a workdir under it.')
 config_flags.DEFINE_config_file('config', None, 'Study config (configs/studies/*.py).')
@@ -29,6 +31,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  cli.quiet_library_logs()
   # Imported once flags are parsed, so --help answers without loading JAX.
   from cxrgan_jax import preemption
   from cxrgan_jax.study import pipeline
