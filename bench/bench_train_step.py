@@ -164,7 +164,10 @@ def main() -> None:
           (family, res, config.g_channels, dtype, jax_rates[dtype], compile_s[dtype], torch_rate)
         )
       loads.append(load())
-      print(f'  measured {family} {res}px ({loads[-1]})', flush=True)
+      rates = ', '.join(f'JAX {d} {r:.1f}' for d, r in jax_rates.items())
+      print(
+        f'  {family} {res}px: {rates}, PyTorch {torch_rate:.1f} img/s ({loads[-1]})', flush=True
+      )
 
   device = jax.devices()[0]
   print(

@@ -140,7 +140,8 @@ def _assert_same_function_f64(ours, reference, x_shape, k_shape):
 
 
 DOWN_SHAPES = [(3, 8, 6, 1, 4), (1, 4, 10, 5, 3), (5, 2, 2, 2, 1)]  # B, H, W, C_in, C_out
-UP_SHAPES = [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (5, 1, 1, 3, 2)]
+UP_SHAPES = [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (5, 1, 1, 3, 2), (3, 2, 3, 1, 16), (1, 3, 2, 5, 17)]
+# The last two take the phase form (C_out >= layers.PHASE_FORM_MIN_FEATURES).
 
 
 @pytest.mark.parametrize('b,h,w,c,o', DOWN_SHAPES)
@@ -165,11 +166,12 @@ def test_conv_transpose4x4_stride2_equals_lax_conv_transpose(b, h, w, c, o):
 
 def test_matmul_forms_have_no_convolution_in_forward_or_backward():
   # The point of the rewrite: XLA CPU's dilated convolutions never appear.
-  x, kernel = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 5))
+  x = jnp.ones((2, 8, 8, 3))
   for f in (layers.conv4x4_stride2, layers.conv_transpose4x4_stride2):
-    loss = lambda x, k, f=f: jnp.sum(f(x, k) ** 2)
-    jaxpr = str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, kernel))
-    assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+    for c_out in (5, layers.PHASE_FORM_MIN_FEATURES):
+      loss = lambda x, k, f=f: jnp.sum(f(x, k) ** 2)
+      jaxpr = str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, jnp.ones((4, 4, 3, c_out))))
+      assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
 
 
 class _NearestThenConv(nn.Module):
