@@ -146,137 +146,54 @@ def _train_and_evaluate(
   # The step is pmapped over every device of every process (its pmeans span
   # them all); each process holds a replica on, and feeds, its local devices.
   devices = jax.local_devices()
-
   generator, discriminator, g_tx, d_tx, state = build(config)
   workdir_lib.check_free_space(
     workdir, sum(x.nbytes for x in jax.tree.leaves(state)), config.keep_checkpoints
   )
   data_iter = input_pipeline.create_train_iterator(config, seed=config.seed)
   latest_mngr, best_mngr = checkpoints.create_managers(workdir, config.keep_checkpoints)
-  config_dict = config.to_dict()
-  jsonl_path = workdir / 'metrics.jsonl'
-
-  if latest_mngr.latest_step() is not None:
-    template = state
-    state, data_state, meta = checkpoints.restore_newest(
-      latest_mngr, lambda step: checkpoints.restore(latest_mngr, template, step), move_damaged=True
-    )
-    data_iter.set_state(data_state)
-    for line in _config_differences(meta.get('config', {}), config_dict):
-      logging.warning('Config differs from the checkpoint: %s', line)
-    logging.info('Resumed from step %d in %s', int(state.step), latest_mngr.directory)
-    if is_chief:
-      _truncate_jsonl(jsonl_path, int(state.step))
-  initial_step = int(state.step)
+  meta = {'config': config.to_dict()}
+  state = _resume(latest_mngr, state, data_iter, meta['config'], workdir, is_chief)
+  initial_step, num_steps = int(state.step), config.num_train_steps
   budget = TimeBudget(config.get('max_train_minutes', 0.0), workdir, config.log_every_steps)
-
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
-  if initial_step == 0:
-    writer.write_hparams(_flatten(config_dict))
-  num_steps = config.num_train_steps
   if budget.exhausted:  # Stopped by its time budget before; nothing is left to train.
     logging.info('Time budget already spent (%.0f s); nothing to train', budget.spent_before)
     num_steps = initial_step
-  report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer)
-  grids = SampleGrids(config, generator, workdir, writer)
-  evaluator = None
-  if config.eval_every_steps:
-    from cxrgan_jax.evaluation import in_training  # pylint: disable=g-import-not-at-top
-
-    evaluator = in_training.TrainingEvaluator(config, generator, workdir)
-
+  logs = _Logs(workdir, meta['config'], initial_step, is_chief)
+  report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=logs.writer)
+  grids = SampleGrids(config, generator, workdir, logs.writer)
+  evaluator = _make_evaluator(config, generator, workdir)
   step_fn_for = steps.make_pmapped_steps(config, generator, discriminator, g_tx, d_tx)
   rstate = parallel.replicate(state, devices)
-  meta = {'config': config_dict}
-  images_per_step = config.batch_size * config.d_steps
-  pending_finite = None  # Device scalar of the previous step, checked one step late.
-  stopped_at = None  # The step a SIGTERM/SIGINT stopped the run at.
-  tick_time, tick_step = time.time(), initial_step
-  logging.info(
-    'Training %s at %d^2 from step %d to %d on %d device(s): %d process(es) x %d local',
-    config.model,
-    config.resolution,
-    initial_step,
-    num_steps,
-    jax.device_count(),
-    jax.process_count(),
-    len(devices),
-  )
+  _log_start(config, initial_step, num_steps, len(devices))
 
-  def unreplicated_state():
+  def host_state() -> state_lib.TrainState:
     return jax.device_get(parallel.unreplicate(rstate))
 
-  def check_finite(flag, step):
-    if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
-      latest_mngr.wait_until_finished()
-      raise NonFiniteError(
-        f'NaN/Inf in a loss or gradient at step {step}; stopped without saving it. '
-        f'Last good checkpoint: step {latest_mngr.latest_step()} in '
-        f'{latest_mngr.directory}. Lower config.g_optimizer/d_optimizer.learning_rate, '
-        'set config.grad_clip_norm, or raise config.r1_gamma, then rerun the same command '
-        'to resume.'
-      )
+  def save(manager, **kwargs) -> None:
+    checkpoints.save(manager, host_state(), data_iter.get_state(), meta, **kwargs)
 
+  pending_finite = None  # Device scalar of the previous step, checked one step late.
+  stopped_at = None  # The step a SIGTERM/SIGINT stopped the run at.
   for step in range(initial_step + 1, num_steps + 1):
     batch = stack_d_batches([next(data_iter) for _ in range(config.d_steps)])
     rstate, metrics = step_fn_for(step - 1)(rstate, batch)
-    check_finite(pending_finite, step - 1)
+    _check_finite(pending_finite, step - 1, latest_mngr)
     pending_finite = metrics['finite']
     report(step)
-
     is_last = step == num_steps or budget.reached(step)
-    if step % config.log_every_steps == 0 or is_last:
-      check_finite(pending_finite, step)
-      scalars = {
-        k: float(v)
-        for k, v in jax.device_get(parallel.unreplicate(metrics)).items()
-        if k != 'finite'
-      }
-      now = time.time()
-      steps_per_sec = (step - tick_step) / max(now - tick_time, 1e-9)
-      tick_time, tick_step = now, step
-      scalars.update(steps_per_sec=steps_per_sec, images_per_sec=steps_per_sec * images_per_step)
-      writer.write_scalars(step, scalars)
-      eta = (num_steps - step) / max(steps_per_sec, 1e-9)
-      logging.info(
-        'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
-        'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f',
-        step,
-        num_steps,
-        steps_per_sec,
-        scalars['images_per_sec'],
-        _format_seconds(eta),
-        scalars['d_loss'],
-        scalars['g_loss'],
-        scalars['d_real'],
-        scalars['d_fake'],
-        scalars['g_grad_norm'],
-        scalars['d_grad_norm'],
-        scalars['augment_p'],
-      )
-      if is_chief:
-        with jsonl_path.open('a') as f:
-          f.write(json.dumps({'step': step, 'time': now, **scalars}) + '\n')
-
-    if is_chief and (step % config.sample_every_steps == 0 or is_last):
-      grids(step, unreplicated_state())
-    if evaluator is not None and (step % config.eval_every_steps == 0 or is_last):
-      host_state = unreplicated_state()
-      eval_scalars = evaluator(step, host_state)
-      writer.write_scalars(step, eval_scalars)
-      checkpoints.save(
-        best_mngr,
-        host_state,
-        data_iter.get_state(),
-        meta,
-        metrics={'value': eval_scalars[evaluator.metric_name]},
-      )
-      if is_chief:
-        with jsonl_path.open('a') as f:
-          f.write(json.dumps({'step': step, 'time': time.time(), **eval_scalars}) + '\n')
-    if step % config.checkpoint_every_steps == 0 or is_last:
-      checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
-      writer.flush()
+    if _due(step, config.log_every_steps, is_last):
+      _check_finite(pending_finite, step, latest_mngr)
+      logs.train_step(step, num_steps, metrics, config.batch_size * config.d_steps)
+    if is_chief and _due(step, config.sample_every_steps, is_last):
+      grids(step, host_state())
+    if evaluator is not None and _due(step, config.eval_every_steps, is_last):
+      eval_scalars = evaluator(step, host_state())
+      logs.scalars(step, eval_scalars)
+      save(best_mngr, metrics={'value': eval_scalars[evaluator.metric_name]})
+    if _due(step, config.checkpoint_every_steps, is_last):
+      save(latest_mngr)
+      logs.writer.flush()
     # Called at every step on every process (the multi-host sync point needs it).
     preempted = preempt.should_stop(step)
     if is_last:  # The step budget, or the time budget before it.
@@ -285,17 +202,113 @@ def _train_and_evaluate(
     if preempted:
       stopped_at = step
       if step % config.checkpoint_every_steps:
-        check_finite(pending_finite, step)
-        checkpoints.save(latest_mngr, unreplicated_state(), data_iter.get_state(), meta)
+        _check_finite(pending_finite, step, latest_mngr)
+        save(latest_mngr)
       break
 
-  check_finite(pending_finite, stopped_at or num_steps)
+  _check_finite(pending_finite, stopped_at or num_steps, latest_mngr)
   latest_mngr.wait_until_finished()
   best_mngr.wait_until_finished()
-  writer.close()
+  logs.writer.close()
   if stopped_at is not None:
     raise preemption.Preempted(stopped_at, preempt.signum, str(latest_mngr.directory))
-  return unreplicated_state()
+  return host_state()
+
+
+def _make_evaluator(config: ml_collections.ConfigDict, generator, workdir: pathlib.Path):
+  """The in-training FD evaluator, or None when config.eval_every_steps is 0."""
+  if not config.eval_every_steps:
+    return None
+  from cxrgan_jax.evaluation import in_training  # pylint: disable=g-import-not-at-top
+
+  return in_training.TrainingEvaluator(config, generator, workdir)
+
+
+def _due(step: int, every: int, is_last: bool) -> bool:
+  return step % every == 0 or is_last
+
+
+def _resume(
+  latest_mngr, state: state_lib.TrainState, data_iter, config_dict: dict, workdir, is_chief
+) -> state_lib.TrainState:
+  """The newest restorable checkpoint (data_iter moved to its position), or `state`."""
+  if latest_mngr.latest_step() is None:
+    return state
+  template = state
+  state, data_state, meta = checkpoints.restore_newest(
+    latest_mngr, lambda step: checkpoints.restore(latest_mngr, template, step), move_damaged=True
+  )
+  data_iter.set_state(data_state)
+  for line in _config_differences(meta.get('config', {}), config_dict):
+    logging.warning('Config differs from the checkpoint: %s', line)
+  logging.info('Resumed from step %d in %s', int(state.step), latest_mngr.directory)
+  if is_chief:
+    _truncate_jsonl(workdir / run_log.METRICS_FILE, int(state.step))
+  return state
+
+
+def _check_finite(flag, step: int, latest_mngr) -> None:
+  """Raises NonFiniteError when the step's `finite` flag (per device) is off."""
+  if flag is not None and not bool(np.all(jax.device_get(flag) > 0)):
+    latest_mngr.wait_until_finished()
+    raise NonFiniteError(
+      f'NaN/Inf in a loss or gradient at step {step}; stopped without saving it. '
+      f'Last good checkpoint: step {latest_mngr.latest_step()} in '
+      f'{latest_mngr.directory}. Lower config.g_optimizer/d_optimizer.learning_rate, '
+      'set config.grad_clip_norm, or raise config.r1_gamma, then rerun the same command '
+      'to resume.'
+    )
+
+
+def _log_start(config, initial_step: int, num_steps: int, local_devices: int) -> None:
+  logging.info(
+    'Training %s at %d^2 from step %d to %d on %d device(s): %d process(es) x %d local',
+    config.model,
+    config.resolution,
+    initial_step,
+    num_steps,
+    jax.device_count(),
+    jax.process_count(),
+    local_devices,
+  )
+
+
+class _Logs:
+  """Where a run's scalars go: clu's writer (TensorBoard, console) and metrics.jsonl."""
+
+  def __init__(self, workdir: pathlib.Path, config_dict: dict, initial_step: int, is_chief: bool):
+    self.writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+    if initial_step == 0:
+      self.writer.write_hparams(_flatten(config_dict))
+    self._jsonl = workdir / run_log.METRICS_FILE
+    self._is_chief = is_chief
+    self._tick = (time.time(), initial_step)
+
+  def scalars(self, step: int, scalars: dict[str, float]) -> None:
+    """To the writer, and one line of metrics.jsonl (process 0)."""
+    self.writer.write_scalars(step, scalars)
+    if self._is_chief:
+      with self._jsonl.open('a') as f:
+        f.write(json.dumps({'step': step, 'time': time.time(), **scalars}) + '\n')
+
+  def train_step(self, step: int, num_steps: int, metrics: dict, images_per_step: int) -> None:
+    """The step's losses and norms with steps/s and images/s; one console line."""
+    host = jax.device_get(parallel.unreplicate(metrics))
+    scalars = {k: float(v) for k, v in host.items() if k != 'finite'}
+    now = time.time()
+    steps_per_sec = (step - self._tick[1]) / max(now - self._tick[0], 1e-9)
+    self._tick = (now, step)
+    scalars.update(steps_per_sec=steps_per_sec, images_per_sec=steps_per_sec * images_per_step)
+    self.scalars(step, scalars)
+    eta = (num_steps - step) / max(steps_per_sec, 1e-9)
+    logging.info(
+      'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
+      'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f',
+      *(step, num_steps, steps_per_sec, scalars['images_per_sec'], _format_seconds(eta)),
+      *(scalars[k] for k in ('d_loss', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm')),
+      scalars['d_grad_norm'],
+      scalars['augment_p'],
+    )
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:
