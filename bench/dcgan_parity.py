@@ -11,7 +11,7 @@ one that `tests/test_dcgan_parity.py` proves equal to ours for one step.
 Every phase is resumable: a finished run, sample set or score is reused.
 
   python -m bench.dcgan_parity --data_dir=TFDS --classifier_workdir=CLF \\
-      --workdir=/tmp/dcgan_parity --steps=1500 --channels=128 --seeds=0,1
+      --workdir=/tmp/dcgan_parity --steps=800 --channels=64 --batch_size=32 --seeds=0,1
 
 Needs torch (the `bench` extra) and a trained classifier
 (`python -m cxrgan_jax.classifier`).
