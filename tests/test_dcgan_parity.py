@@ -139,9 +139,11 @@ def test_gradients_match(run, net):
   ours, theirs = adam_first_moments(run, net)
   for name, want in theirs.items():
     # Elementwise relative to the tensor's largest gradient: the sums run in
-    # another order, so a gradient near zero has no relative precision.
+    # another order (matmul forms vs convolutions), and BatchNorm's backward
+    # (which subtracts means) amplifies that rounding in G's early layers to
+    # ~1e-4 (measured 7e-5 with the phase-form up-convs).
     np.testing.assert_allclose(
-      ours[name], want, rtol=1e-5, atol=1e-5 * np.max(np.abs(want)), err_msg=name
+      ours[name], want, rtol=1e-5, atol=2e-4 * np.max(np.abs(want)), err_msg=name
     )
 
 
@@ -172,7 +174,9 @@ def test_updated_weights_and_statistics_match(run, net):
       grad = np.abs(their_mu[name]) / (1.0 - opt.b1)
       grad_error = np.max(np.abs(our_mu[name] - their_mu[name])) / (1.0 - opt.b1)
       eps = 1e-8
-      atol = atol + opt.learning_rate * eps * grad_error / (grad + eps) ** 2
+      linear = opt.learning_rate * eps * grad_error / (grad + eps) ** 2
+      # Where |g| is within rounding of 0 the update's sign is free: up to 2 lr.
+      atol = atol + np.where(grad <= grad_error, 2 * opt.learning_rate, linear)
     assert np.any(want != start), f'{name} did not change'
     np.testing.assert_array_less(np.abs(got - want), 1e-5 * np.abs(want) + atol, err_msg=name)
 
