@@ -69,6 +69,23 @@ def test_restored_checkpoint_reproduces_test_accuracy(trained, demo_tfds_dir):
   assert acc == pytest.approx(metrics['test']['accuracy'])
 
 
+def test_classifier_saved_before_class_names_still_loads(trained, tmp_path):
+  import shutil  # noqa: PLC0415
+
+  workdir, _, _ = trained
+  old = tmp_path / 'old'
+  shutil.copytree(workdir, old)
+  config = json.loads((old / inference.CONFIG_FILE).read_text())
+  del config['class_names']
+  (old / inference.CONFIG_FILE).write_text(json.dumps(config))
+  clf = inference.load_classifier(old)
+  assert list(clf.config.class_names) == list(CLASS_NAMES)
+  images = np.zeros((2, 64, 64, 1), np.uint8)
+  np.testing.assert_array_equal(
+    clf.features(images), inference.load_classifier(workdir).features(images)
+  )
+
+
 def test_cxr_extractor(trained, demo_tfds_dir):
   workdir, config, _ = trained
   extractor = extractors.make_extractor('cxr', classifier_workdir=str(workdir))

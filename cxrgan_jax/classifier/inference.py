@@ -10,6 +10,7 @@ import json
 import pathlib
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -56,6 +57,9 @@ def batched_forward(
   )
 
 
+LEGACY_CLASS_NAMES = ('normal', 'bacterial', 'viral')
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedClassifier:
   """A trained CxrNet ready for inference on uint8 images of any size."""
@@ -98,6 +102,13 @@ def load_classifier(workdir: str | pathlib.Path) -> LoadedClassifier:
       f'--workdir={workdir} --data_dir=...`.'
     )
   config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  if 'class_names' not in config:
+    # Workdirs written before class names were saved: that classifier was
+    # always the 3-class one, in label order.
+    logging.warning(
+      '%s has no class_names (an older classifier): assuming %s', config_path, LEGACY_CLASS_NAMES
+    )
+    config.class_names = list(LEGACY_CLASS_NAMES)
   model = make_model(config)
   dummy = jnp.zeros((1, config.resolution, config.resolution, 1))
   abstract = jax.eval_shape(lambda: {'params': model.init(jax.random.key(0), dummy)['params']})
