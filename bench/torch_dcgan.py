@@ -201,6 +201,11 @@ def time_torch_dcgan_step(
     _, g_loss = train_step(g, d, g_opt, d_opt, real, torch.randn(batch_size, latent_dim))
     return g_loss.item()  # Waits for the step to finish.
 
+  return images_per_second(step, batch_size, steps, warmup)
+
+
+def images_per_second(step, batch_size: int, steps: int, warmup: int) -> float:
+  """Images/s of `steps` calls of step() (each waits for its result) after `warmup`."""
   for _ in range(warmup):
     step()
   start = time.perf_counter()
@@ -209,22 +214,21 @@ def time_torch_dcgan_step(
   return batch_size * steps / (time.perf_counter() - start)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--resolution', type=int, default=64)
-  parser.add_argument('--batch_size', type=int, default=64)
-  parser.add_argument('--latent_dim', type=int, default=128)
-  parser.add_argument('--g_channels', type=int, default=256)
-  parser.add_argument('--d_channels', type=int, default=256)
-  parser.add_argument('--steps', type=int, default=5)
-  parser.add_argument('--warmup', type=int, default=2)
+def run_cli(time_fn, title: str, doc: str, **defaults) -> None:
+  """The bench scripts' command line: model size flags -> one timing -> one line."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  sizes = dict(
+    resolution=64, batch_size=64, latent_dim=128, g_channels=256, d_channels=256, steps=5, warmup=2
+  )
+  for name, value in {**sizes, **defaults}.items():
+    parser.add_argument(f'--{name}', type=int, default=value)
   args = parser.parse_args()
-  rate = time_torch_dcgan_step(**vars(args))
+  rate = time_fn(**vars(args))
   print(
-    f'torch {torch.__version__} DCGAN {args.resolution}px batch '
-    f'{args.batch_size}: {rate:.1f} images/s'
+    f'torch {torch.__version__} {title} {args.resolution}px batch {args.batch_size}: '
+    f'{rate:.1f} images/s'
   )
 
 
 if __name__ == '__main__':
-  main()
+  run_cli(time_torch_dcgan_step, 'DCGAN', __doc__)

@@ -14,15 +14,14 @@ Needs the `bench` extra: `pip install torch==2.13.0`.
   python -m bench.torch_resnet --resolution 128 --channels 128  # from the root
 """
 
-import argparse
 import copy
 import os
-import time
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench import torch_dcgan
 from cxrgan_jax.models import layers
 from cxrgan_jax.models import resnet
 
@@ -146,30 +145,11 @@ def time_torch_resnet_step(
 
   # Warm up to a multiple of the R1 interval, so timing starts on an R1 step.
   interval = r1_interval if r1_gamma > 0 else 1
-  for _ in range(-(-max(warmup, 1) // interval) * interval):
-    step()
-  start = time.perf_counter()
-  for _ in range(steps):
-    step()
-  return batch_size * steps / (time.perf_counter() - start)
-
-
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--resolution', type=int, default=128)
-  parser.add_argument('--batch_size', type=int, default=64)
-  parser.add_argument('--latent_dim', type=int, default=128)
-  parser.add_argument('--g_channels', type=int, default=256)
-  parser.add_argument('--d_channels', type=int, default=256)
-  parser.add_argument('--steps', type=int, default=8)
-  parser.add_argument('--warmup', type=int, default=4)
-  args = parser.parse_args()
-  rate = time_torch_resnet_step(**vars(args))
-  print(
-    f'torch {torch.__version__} residual GAN {args.resolution}px batch '
-    f'{args.batch_size}: {rate:.1f} images/s'
-  )
+  warmup = -(-max(warmup, 1) // interval) * interval
+  return torch_dcgan.images_per_second(step, batch_size, steps, warmup)
 
 
 if __name__ == '__main__':
-  main()
+  torch_dcgan.run_cli(
+    time_torch_resnet_step, 'residual GAN', __doc__, resolution=128, steps=8, warmup=4
+  )
