@@ -33,6 +33,18 @@ def _bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
+def _batch_norm(train: bool, axis_name: str | None, dtype: Any) -> nn.BatchNorm:
+  """The DCGAN's BatchNorm (PyTorch's settings); built inside the caller's compact scope."""
+  return nn.BatchNorm(
+    use_running_average=not train,
+    momentum=BN_MOMENTUM,
+    epsilon=BN_EPSILON,
+    scale_init=_bn_scale_init,
+    axis_name=axis_name,
+    dtype=dtype,
+  )
+
+
 class Generator(nn.Module):
   """z [B, latent] -> images [B, R, R, 1] in [-1, 1].
 
@@ -53,14 +65,7 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
     def bn(h):
-      return nn.BatchNorm(
-        use_running_average=not train,
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        scale_init=_bn_scale_init,
-        axis_name=self.axis_name,
-        dtype=self.dtype,
-      )(h)
+      return _batch_norm(train, self.axis_name, self.dtype)(h)
 
     doublings = layers.num_doublings(self.resolution)
     width = self.channels
@@ -110,14 +115,7 @@ class Discriminator(nn.Module):
       first = level == doublings - 1
       h = conv(h, width, use_bias=first, index=doublings - 1 - level)
       if not first:  # No BatchNorm on D's input layer (paper, §3).
-        h = nn.BatchNorm(
-          use_running_average=not train,
-          momentum=BN_MOMENTUM,
-          epsilon=BN_EPSILON,
-          scale_init=_bn_scale_init,
-          axis_name=self.axis_name,
-          dtype=self.dtype,
-        )(h)
+        h = _batch_norm(train, self.axis_name, self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
     # A 4x4 valid conv to one channel, written as its equal: flatten + dense.
     h = h.reshape(h.shape[0], -1)
