@@ -5,12 +5,16 @@ import pathlib
 import pytest
 
 from configs.studies import common
+from configs.studies import gan_utility
 from configs.studies import hparams
 from configs.studies import noise
+from configs.studies import utility as utility_config
 from cxrgan_jax.study import runner
 from cxrgan_jax.study import spec
+from cxrgan_jax.study import utility
 
 STUDIES = {'noise': noise, 'hparams': hparams}
+CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
 
 @pytest.mark.parametrize('scale', common.SCALES)
@@ -19,7 +23,8 @@ def test_study_config_is_valid(name, scale):
   study = STUDIES[name].get_config(f'normal,{scale}')
   runs = spec.runs(study)
   runner.check_runs(runs)  # The training checks of every run, as before any training.
-  assert {r.seed for r in runs} == set(common.seeds(scale))
+  seeds = {r.seed for r in runs}
+  assert len(seeds) == 1 if scale == 'smoke' else len(seeds) >= 2
   assert spec.CONTROL_ARM in {r.arm for r in runs}
   assert all(r.config.checkpoint_every_steps == study.eval.every_steps for r in runs)
 
@@ -27,7 +32,27 @@ def test_study_config_is_valid(name, scale):
 def test_every_study_file_is_covered():
   folder = pathlib.Path(noise.__file__).parent
   found = {p.stem for p in folder.glob('*.py')} - {'__init__', 'common'}
-  assert found == set(STUDIES)
+  assert found == set(STUDIES) | set(CLASSIFIER_STUDIES)
+
+
+@pytest.mark.parametrize('scale', common.SCALES)
+def test_utility_study_config_is_valid(scale, tmp_path):
+  study = utility_config.get_config(scale)
+  runs = utility.classifier_runs(study, tmp_path)
+  runner.check_runs(utility.gans_to_train(study, runs, tmp_path))
+  assert {r.group['arm'] for r in runs} == {'real', 'synthetic', 'mixed'}
+
+
+@pytest.mark.parametrize('scale', common.SCALES)
+def test_gan_utility_study_config_needs_its_gan_studies(scale, tmp_path):
+  study = gan_utility.get_config(f'hparams,{scale}')
+  assert dict(study.gan_studies) == {
+    'normal': 'studies/hparams_normal',
+    'bacterial': 'studies/hparams_bacterial',
+  }
+  study.gan_studies.normal = str(tmp_path)
+  with pytest.raises(spec.StudyError, match='results.json not found'):
+    utility.classifier_runs(study, tmp_path)
 
 
 @pytest.mark.parametrize('arg', ['pediatric', 'normal,huge', ''])

@@ -15,19 +15,25 @@ import time
 
 import pytest
 
+from configs.studies import gan_utility as gan_utility_config
 from configs.studies import noise
+from configs.studies import utility as utility_config
 from cxrgan_jax.study import pipeline
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
+from cxrgan_jax.study import utility
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def smoke_study(data_dir):
-  study = noise.get_config('normal,smoke')
+def smoke_study(data_dir, class_name='normal'):
+  """The smoke noise study cut to two arms (plus, for normal, one that diverges)."""
+  study = noise.get_config(f'{class_name},smoke')
   study.base.data_dir = str(data_dir)
-  study.arms.append({'name': 'diverges', 'overrides': {'g_optimizer.learning_rate': 1e38}})
+  study.arms = [a for a in study.arms if a['name'] in ('default', 'data_noise=0.2')]
+  if class_name == 'normal':
+    study.arms.append({'name': 'diverges', 'overrides': {'g_optimizer.learning_rate': 1e38}})
   return study
 
 
@@ -35,17 +41,31 @@ def statuses(study_dir, runs):
   return {r['name']: r['status'] for r in results.collect(study_dir, runs)}
 
 
-def test_workers_failures_rerun_and_report(demo_tfds_dir, tmp_path):
-  study = smoke_study(demo_tfds_dir)
+@pytest.fixture(scope='module')
+def noise_studies(demo_tfds_dir, tmp_path_factory):
+  """Smoke noise studies of both classes; normal's trained as two workers, in order.
+
+  Returns {class: (study, folder, {run name: status after worker 1/2 alone})};
+  the classifier-utility tests below read these GANs too.
+  """
+  out = {}
+  for class_name in ('normal', 'bacterial'):
+    study = smoke_study(demo_tfds_dir, class_name)
+    folder = tmp_path_factory.mktemp(f'noise_{class_name}')
+    pipeline.run(study, str(folder), worker='1/2')
+    after_first = statuses(folder, spec.runs(study))
+    pipeline.run(study, str(folder), worker='0/2')
+    out[class_name] = (study, folder, after_first)
+  return out
+
+
+def test_workers_failures_rerun_and_report(noise_studies):
+  study, tmp_path, after_first_worker = noise_studies['normal']
   runs = spec.runs(study)
-  assert len(runs) == 6  # 5 arms of the noise study + the diverging one, 1 seed.
+  assert len(runs) == 3  # default, data_noise=0.2 and the diverging arm, 1 seed.
   second_share = {r.name for r in spec.share(runs, (1, 2))}
+  assert {n for n, s in after_first_worker.items() if s != results.PENDING} == second_share
 
-  pipeline.run(study, str(tmp_path), worker='1/2')
-  done = statuses(tmp_path, runs)
-  assert {n for n, s in done.items() if s != results.PENDING} == second_share
-
-  pipeline.run(study, str(tmp_path), worker='0/2')
   done = statuses(tmp_path, runs)
   assert done.pop('diverges/seed0') == results.FAILED
   assert set(done.values()) == {results.FINISHED}
@@ -76,6 +96,76 @@ def test_workers_failures_rerun_and_report(demo_tfds_dir, tmp_path):
     'default_seed0_progression.gif',
   ):
     assert (tmp_path / 'figures' / name).is_file(), name
+
+
+def test_utility_study_trains_gans_samples_and_classifiers(noise_studies, demo_tfds_dir, tmp_path):
+  study = utility_config.get_config('smoke')
+  study.classifier.data_dir = demo_tfds_dir
+  # normal reads the noise study's control run; bacterial's GAN is trained here.
+  study.gan.workdirs.normal = str(noise_studies['normal'][1] / 'default/seed{seed}')
+  runs = utility.classifier_runs(study, tmp_path)
+  assert [r.name for r in runs] == [
+    'normal+bacterial/real/fraction1/seed0',
+    'normal+bacterial/synthetic/seed0',
+    'normal+bacterial/mixed/fraction1/seed0',
+  ]
+  assert [g.name for g in utility.gans_to_train(study, runs, tmp_path)] == ['gan/bacterial/seed0']
+
+  pipeline.run(study, str(tmp_path))
+  assert results.read_run(tmp_path / 'gan/bacterial/seed0')['status'] == results.FINISHED
+  records = utility.collect(runs, tmp_path)
+  assert all('test' in r for r in records), records
+  counts = {r['arm']: r['train_images'] for r in records}
+  assert counts['synthetic'] == 2 * study.num_synthetic  # Every sample of both GANs.
+  assert counts['mixed'] == 2 * counts['real']  # One synthetic per real image, per class.
+  tstr = json.loads(
+    (
+      tmp_path
+      / 'synthetic'
+      / next(
+        p.name for p in (tmp_path / 'synthetic').iterdir() if p.name.startswith('gan__bacterial')
+      )
+      / 'manifest.json'
+    ).read_text()
+  )
+  assert tstr['class_name'] == 'bacterial' and tstr['num_images'] == study.num_synthetic
+
+  saved = json.loads((tmp_path / 'results.json').read_text())
+  assert set(saved['summary']['tstr_over_trtr']['normal+bacterial']) == {
+    'accuracy',
+    'pneumonia_auc',
+  }
+  report = (tmp_path / 'report.md').read_text()
+  assert '## TSTR / TRTR' in report and '| normal vs bacterial | `synthetic` | - | 1 |' in report
+  assert (tmp_path / 'figures/utility_accuracy.png').is_file()
+
+  # A rerun trains nothing again.
+  marker = tmp_path / 'classifier' / runs[1].name / 'metrics.json'
+  before = marker.stat().st_mtime_ns
+  pipeline.run(study, str(tmp_path))
+  assert marker.stat().st_mtime_ns == before
+
+
+def test_gan_utility_study_sets_tstr_accuracy_against_fd(noise_studies, demo_tfds_dir, tmp_path):
+  study = gan_utility_config.get_config('noise,smoke')
+  study.classifier.data_dir = demo_tfds_dir
+  for class_name in ('normal', 'bacterial'):
+    study.gan_studies[class_name] = str(noise_studies[class_name][1])
+  runs = utility.classifier_runs(study, tmp_path)
+  # The diverged arm exists for normal only, so it is not a GAN pair.
+  assert [r.name for r in runs] == ['tstr/default/seed0', 'tstr/data_noise=0.2/seed0']
+  # Label order, not the config's alphabetical keys: normal must be label 0.
+  assert {r.config.classes for r in runs} == {'normal,bacterial'}
+
+  pipeline.run(study, str(tmp_path))
+  saved = json.loads((tmp_path / 'results.json').read_text())
+  arms = saved['summary']['arms']
+  assert set(arms) == {'default', 'data_noise=0.2'}
+  assert all(a['runs'] == 1 and a['fd_pixels']['mean'] > 0 for a in arms.values())
+  assert all(0.0 <= r['test']['accuracy'] <= 1.0 for r in saved['runs'])
+  report = (tmp_path / 'report.md').read_text()
+  assert '## Does fd_pixels predict usefulness?' in report
+  assert (tmp_path / 'figures/fd_vs_tstr_accuracy.png').is_file()
 
 
 def study_command(workdir, data_dir, *extra):

@@ -12,6 +12,8 @@ from cxrgan_jax.study import results
 from cxrgan_jax.study import runner
 from cxrgan_jax.study import scoring
 from cxrgan_jax.study import spec
+from cxrgan_jax.study import utility
+from cxrgan_jax.study import utility_report
 
 RESULTS_FILE = 'results.json'
 CONFIG_FILE = 'study_config.json'
@@ -56,6 +58,10 @@ def run(
   report_only: bool = False,
 ) -> pathlib.Path | None:
   """Returns the report's path (None for a dry run)."""
+  if study.get('kind', 'gan') != 'gan':
+    return run_classifier_study(
+      study, workdir, dry_run=dry_run, worker=worker, report_only=report_only
+    )
   all_runs = spec.runs(study)  # Fails here, naming the field, before anything trains.
   index, count = spec.parse_worker(worker)
   if dry_run:
@@ -74,5 +80,35 @@ def run(
       if record['status'] == results.FINISHED:
         scorer.score_run(one, study_dir / one.name)
   path = write_report(study, study_dir, all_runs)
+  logging.info('study: report at %s', path)
+  return path
+
+
+def run_classifier_study(
+  study: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  dry_run: bool = False,
+  worker: str = '0/1',
+  report_only: bool = False,
+) -> pathlib.Path | None:
+  """The classifier-utility kinds (study.utility): GANs -> samples -> classifiers -> report."""
+  study_dir = pathlib.Path(workdir).absolute()
+  runs = utility.classifier_runs(study, study_dir)  # Fails here, naming the field.
+  index, count = spec.parse_worker(worker)
+  if dry_run:
+    gans = utility.gans_to_train(study, runs, study_dir)
+    lines = [f'worker {index}/{count}: GANs to train: {[g.name for g in gans] or "none"}']
+    for run in spec.share(runs, (index, count)):
+      sources = ', '.join(d for _, d in run.gans) or 'real data only'
+      lines.append(f'  {run.name}  ({sources})')
+    print('\n'.join(lines))
+    sys.stdout.flush()
+    return None
+  if not report_only:
+    runner.check_runs(utility.gans_to_train(study, runs, study_dir))
+    files.write_json(study_dir / CONFIG_FILE, study.to_dict())
+    utility.train_share(study, study_dir, runs, (index, count))
+  _, path = utility_report.write(study, study_dir, utility.collect(runs, study_dir))
   logging.info('study: report at %s', path)
   return path

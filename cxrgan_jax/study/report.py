@@ -24,7 +24,7 @@ FIGURES = 'figures'
 MAX_STRIP_FRAMES = 8
 
 
-def _save(fig, path: pathlib.Path) -> str:
+def save_figure(fig, path: pathlib.Path) -> str:
   path.parent.mkdir(parents=True, exist_ok=True)
   with files.atomic_write(path) as f:
     fig.savefig(f, dpi=110, bbox_inches='tight', format='png')
@@ -55,7 +55,7 @@ def plot_curves(records: Sequence[dict], metric: str, path: pathlib.Path) -> str
     ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc='upper right')
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_pareto(summary: dict, metric: str, path: pathlib.Path) -> str:
@@ -75,7 +75,7 @@ def plot_pareto(summary: dict, metric: str, path: pathlib.Path) -> str:
   ax.set_xlabel('training time (minutes)')
   ax.set_ylabel(f'final {metric} (lower is better)')
   ax.grid(alpha=0.3)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def _pareto_front(points: Sequence[tuple[float, float]]) -> set[int]:
@@ -101,7 +101,7 @@ def plot_bars(summary: dict, metric: str, path: pathlib.Path) -> str:
   ax.set_xticks(range(len(names)), names, rotation=45, ha='right', fontsize=7)
   ax.set_ylabel(f'final {metric} (95% interval over seeds)')
   ax.grid(axis='y', alpha=0.3)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
@@ -128,7 +128,7 @@ def final_grids(study_dir: pathlib.Path, records: Sequence[dict], path: pathlib.
   for ax, tile, name in zip(axes.ravel(), tiles, names):
     ax.imshow(tile, cmap='gray', vmin=0, vmax=255)
     ax.set_title(name, fontsize=7)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list[str]:
@@ -154,7 +154,7 @@ def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list
     ax.text(x + 2, 12, f'step {int(path.stem.split("_")[1])}', fontsize=6)
     x += frame.width + 4
   out_dir.mkdir(parents=True, exist_ok=True)
-  names = [_save(fig, out_dir / f'{stem}_progression.png')]
+  names = [save_figure(fig, out_dir / f'{stem}_progression.png')]
   gif = out_dir / f'{stem}_progression.gif'
   with files.atomic_write(gif) as f:
     frames[0].save(f, format='GIF', save_all=True, append_images=frames[1:], duration=600, loop=0)
