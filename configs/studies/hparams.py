@@ -71,6 +71,9 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     ('d_steps', [2]),
     ('loss', ['minimax', 'hinge']),
   ]
+  # The plain PyTorch DCGAN a user would pick instead, on the base config and the
+  # same wall-clock: train it with `python -m bench.study_peer --study_dir=DIR`.
+  study.peers = ['torch_dcgan']
   study.seeds = common.seeds(scale)
   minutes = {'cpu': 2.5, 'full': 60.0, 'smoke': 0.0}[scale]
   # A wall-clock budget, so the Pareto plot compares like with like; smoke: 4 steps.

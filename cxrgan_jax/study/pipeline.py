@@ -63,6 +63,7 @@ def run(
       study, workdir, dry_run=dry_run, worker=worker, report_only=report_only
     )
   all_runs = spec.runs(study)  # Fails here, naming the field, before anything trains.
+  peers = spec.peer_runs(study)  # Trained by bench/study_peer.py; reported with the arms.
   index, count = spec.parse_worker(worker)
   if dry_run:
     print(describe(spec.share(all_runs, (index, count)), len(all_runs), (index, count)))
@@ -79,7 +80,7 @@ def run(
       record = runner.train_run(one, study_dir / one.name)
       if record['status'] == results.FINISHED:
         scorer.score_run(one, study_dir / one.name)
-  path = write_report(study, study_dir, all_runs)
+  path = write_report(study, study_dir, all_runs + peers)
   logging.info('study: report at %s', path)
   return path
 

@@ -12,6 +12,8 @@ dots, and a list keeps the order in which the report lists the arms.)
   seeds    [int]: every arm runs once per seed (config.seed)
   budget   {'steps': int} and/or {'minutes': float}: whichever ends first
   eval     {'every_steps': int, ...}: when runs are scored (see study.scoring)
+  peers    optional [name]: programs trained outside the runner on the base
+           config and budget (bench/study_peer.py), reported as arm 'peer=<name>'
 
 At least one of arms / grid / sweep. An arm named 'default' with no overrides
 is the control that verdicts compare against. A run's name is
@@ -156,25 +158,56 @@ def runs(study: ml_collections.ConfigDict) -> list[Run]:
   every = study.eval.get('every_steps', 0)
   if not isinstance(every, int) or every < 1:
     raise StudyError(f'eval.every_steps must be an int >= 1, got {every!r}')
-  steps, minutes = _budget(study)
   out = []
   for arm, overrides in arms(study).items():
     for seed in seeds:
       config = ml_collections.ConfigDict(study.base.to_dict())
       for field, value in overrides.items():
         _set_field(config, field, value)
-      config.seed = seed
-      if steps:
-        config.num_train_steps = int(steps)
-      elif minutes:  # A wall-clock budget alone: steps are a far upper bound.
-        config.num_train_steps = 10**9
-      config.max_train_minutes = float(minutes or 0.0)
-      # Every scored point must be a kept checkpoint.
-      config.checkpoint_every_steps = every
-      config.keep_checkpoints = 10**6
-      config.sample_every_steps = every
-      out.append(Run(arm=arm, seed=seed, overrides=overrides, config=config))
+      out.append(
+        Run(arm=arm, seed=seed, overrides=overrides, config=_run_config(study, config, seed))
+      )
   return out
+
+
+def _run_config(study, config: ml_collections.ConfigDict, seed: int) -> ml_collections.ConfigDict:
+  """An arm's config with the study's seed, budget and scoring schedule applied."""
+  steps, minutes = _budget(study)
+  every = study.eval.every_steps
+  config.seed = seed
+  if steps:
+    config.num_train_steps = int(steps)
+  elif minutes:  # A wall-clock budget alone: steps are a far upper bound.
+    config.num_train_steps = 10**9
+  config.max_train_minutes = float(minutes or 0.0)
+  # Every scored point must be a kept checkpoint.
+  config.checkpoint_every_steps = every
+  config.keep_checkpoints = 10**6
+  config.sample_every_steps = every
+  return config
+
+
+# Peers: other programs a user could pick instead, trained outside the runner on
+# the base config and budget (bench/study_peer.py) and reported as arm 'peer=<name>'.
+PEERS = ('torch_dcgan',)
+
+
+def peer_runs(study: ml_collections.ConfigDict) -> list[Run]:
+  """The study's peer runs (`study.peers`), one per seed, on the base config."""
+  peers = list(study.get('peers') or [])
+  unknown = set(peers) - set(PEERS)
+  if unknown:
+    raise StudyError(f'peers {sorted(unknown)} are unknown; known peers: {PEERS}')
+  return [
+    Run(
+      arm=f'peer={peer}',
+      seed=seed,
+      overrides={},
+      config=_run_config(study, ml_collections.ConfigDict(study.base.to_dict()), seed),
+    )
+    for peer in peers
+    for seed in study.seeds
+  ]
 
 
 def parse_worker(spec: str) -> tuple[int, int]:
