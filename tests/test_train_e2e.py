@@ -292,15 +292,23 @@ def test_damaged_latest_checkpoint_is_skipped_and_moved_aside(
     np.testing.assert_array_equal(x, y)
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(demo_tfds_dir, tmp_path):
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
+  straight_run, demo_tfds_dir, tmp_path
+):
+  # The straight run cut back to its step-4 checkpoint, resumed with a
+  # learning rate that overflows at once.
   workdir = tmp_path / 'run'
-  good = train.train_and_evaluate(small_config(demo_tfds_dir, 4), str(workdir))
+  shutil.copytree(straight_run, workdir)
+  for step in ('8', '12'):
+    shutil.rmtree(workdir / 'checkpoints' / step)
+  good, _ = final_state(workdir, demo_tfds_dir, 4)
   config = small_config(demo_tfds_dir, 8)
   config.g_optimizer.learning_rate = 1e38
   with pytest.raises(train.NonFiniteError, match='Last good checkpoint: step 4'):
     train.train_and_evaluate(config, str(workdir))
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4']
   restored, _ = final_state(workdir, demo_tfds_dir, 4)
+  assert int(restored.step) == 4
   for x, y in zip(jax.tree.leaves(good), jax.tree.leaves(restored)):
     np.testing.assert_array_equal(x, y)
 
