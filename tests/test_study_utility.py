@@ -98,3 +98,16 @@ def test_synthetic_folder_is_one_per_gan_workdir(tmp_path):
   assert a != b and a.parent == b.parent == tmp_path / 'synthetic'
   assert a.name.startswith('noise_normal__default__seed0-')
   assert utility.synthetic_dir(tmp_path, pathlib.Path('/x/noise_normal/default/seed0')) == a
+
+
+def test_a_gan_is_ready_only_when_its_study_run_finished(tmp_path):
+  study_dir = tmp_path / 'noise_normal'
+  run_dir = study_dir / 'default/seed0'
+  (run_dir / 'checkpoints').mkdir(parents=True)
+  (study_dir / 'study_config.json').write_text('{}')
+  assert not utility.gan_ready(run_dir)  # Training: checkpoints, but not finished.
+  (run_dir / 'study_run.json').write_text('{"status": "finished"}')
+  assert utility.gan_ready(run_dir)
+  plain = tmp_path / 'my_run'
+  (plain / 'checkpoints').mkdir(parents=True)
+  assert not utility.gan_ready(plain)  # A plain workdir with no checkpoint yet.

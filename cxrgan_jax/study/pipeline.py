@@ -16,7 +16,7 @@ from cxrgan_jax.study import utility
 from cxrgan_jax.study import utility_report
 
 RESULTS_FILE = 'results.json'
-CONFIG_FILE = 'study_config.json'
+CONFIG_FILE = results.CONFIG_FILE
 
 
 def describe(runs: list[spec.Run], total: int, worker: tuple[int, int]) -> str:

@@ -19,6 +19,7 @@ from cxrgan_jax.study import spec
 from cxrgan_jax.study import stats
 
 RUN_FILE = 'study_run.json'
+CONFIG_FILE = 'study_config.json'  # In the study folder: its config, saved by every call.
 SCORES_FILE = 'study_scores.jsonl'
 FINISHED, FAILED, PENDING = 'finished', 'failed', 'pending'
 

@@ -29,6 +29,7 @@ from typing import Any
 from absl import logging
 import ml_collections
 
+from cxrgan_jax import checkpoints
 from cxrgan_jax import sampling
 from cxrgan_jax.classifier import inference as classifier_inference
 from cxrgan_jax.classifier import train as classifier_train
@@ -185,11 +186,17 @@ def gans_to_train(study, runs: Sequence[ClassifierRun], study_dir: pathlib.Path)
   return own
 
 
+def _in_study(run_dir: pathlib.Path) -> bool:
+  """Whether run_dir is a study's run (<study>/<arm>/seed<k> or <study>/gan/<class>/seed<k>)."""
+  return any((up / results.CONFIG_FILE).exists() for up in run_dir.parents[:3])
+
+
 def gan_ready(gan_dir: pathlib.Path) -> bool:
-  """A study run that finished, or a plain training workdir (no study file) with checkpoints."""
-  if (gan_dir / results.RUN_FILE).exists():
+  """A study's run once it has finished (never while it trains), or a plain
+  training workdir with at least one checkpoint."""
+  if (gan_dir / results.RUN_FILE).exists() or _in_study(gan_dir):
     return results.read_run(gan_dir)['status'] == results.FINISHED
-  return (gan_dir / 'checkpoints').is_dir()
+  return bool(checkpoints.available_steps(gan_dir))
 
 
 def synthetic_dir(study_dir: pathlib.Path, gan_dir: str) -> pathlib.Path:
