@@ -98,5 +98,8 @@ def report(scale: str, threshold: float) -> ml_collections.ConfigDict:
       ],
       threshold=(f'fd_{space}', threshold),
       margin=0.1,
+      # Progression strip + GIF for 'all' runs or each arm's 'first_seed' (the
+      # committed CPU-scale results, to stay small).
+      progression='first_seed' if scale == 'cpu' else 'all',
     )
   )

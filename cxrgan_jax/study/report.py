@@ -141,7 +141,7 @@ def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list
     for i in np.unique(np.linspace(0, len(grids) - 1, MAX_STRIP_FRAMES).round().astype(int))
   ]
   frames = [Image.open(p).convert('L') for p in picks]
-  height = 192
+  height = 128
   frames = [f.resize((round(f.width * height / f.height), height), Image.LANCZOS) for f in frames]
   strip = np.concatenate(
     [np.pad(np.asarray(f), ((16, 0), (0, 4)), constant_values=255) for f in frames], axis=1
@@ -237,10 +237,14 @@ def write(
   grids = final_grids(study_dir, records, fig_dir / 'final_grids.png')
   if grids:
     figures['Final fixed-latent grids'] = grids
-  # Every run gets a strip and a GIF; the report shows each arm's first seed
-  # and links the rest.
+  # Every run gets a strip and a GIF (report.progression='first_seed': only each
+  # arm's first seed, to keep committed results small); the report shows each
+  # arm's first seed and links the rest.
+  every_run = (study.get('report') or {}).get('progression', 'all') == 'all'
   strips, shown = [], set()
   for record in records:
+    if not every_run and record['arm'] in shown:
+      continue
     made = progression(study_dir / record['name'], fig_dir, record['name'].replace('/', '_'))
     if not made:
       continue
