@@ -106,3 +106,24 @@ def test_summary_verdicts_failures_and_figures(tmp_path):
 def test_pareto_front():
   points = [(1.0, 5.0), (2.0, 3.0), (3.0, 4.0), (0.5, 9.0), (2.0, 3.0)]
   assert report._pareto_front(points) == {0, 1, 3, 4}
+
+
+def test_every_metric_table_and_first_seed_progression(tmp_path):
+  study = make_study()
+  study.arms = study.arms[:2]
+  study.report = ml_collections.ConfigDict(dict(progression='first_seed'))
+  runs = spec.runs(study)
+  for run in runs:
+    fds = [20.0, 10.0 + run.seed] if run.arm == 'default' else [20.0, 5.0 + run.seed]
+    write_run(tmp_path / run.name, results.FINISHED, fds)
+    with (tmp_path / run.name / results.SCORES_FILE).open('a') as f:  # A second metric.
+      f.write(json.dumps({'step': 20, 'seconds': 120.0, 'one_nn': 0.8 - 0.01 * run.seed}) + '\n')
+  records = results.collect(tmp_path, runs)
+  summary = results.summarize(
+    records, metrics={'fd_cxr': True, 'one_nn': True}, threshold=None, margin=0.1
+  )
+  text = report.write(study, tmp_path, records, summary).read_text()
+  assert '## Every metric against `default`' in text
+  assert '| `better` | 0 [' in text and 'negligible |' in text  # Same 1-NN as default.
+  made = sorted(p.name for p in (tmp_path / report.FIGURES).glob('*_progression.png'))
+  assert made == ['better_seed0_progression.png', 'default_seed0_progression.png']

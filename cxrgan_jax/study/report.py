@@ -162,6 +162,12 @@ def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list
   return names
 
 
+def spec_control(summary: dict) -> bool:
+  """Whether the study has a control arm with finished runs to compare against."""
+  control = summary['arms'].get('default')
+  return bool(control and control['runs'])
+
+
 def _fmt(entry: dict | None, digits: int = 3) -> str:
   return results.interval(entry).format(digits) if entry else '-'
 
@@ -208,6 +214,26 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
         else f'not reached (0/{t.get("of", 0)})'
       )
     lines.append('| ' + ' | '.join(row) + ' |')
+  others = [m for m in metrics if m != primary]
+  if others and spec_control(summary):
+    lines += [
+      '',
+      '## Every metric against `default`',
+      '',
+      'Difference of the final value from `default` (95% Welch t interval) and its verdict.',
+      '',
+      '| arm | ' + ' | '.join(others) + ' |',
+      '|' + '---|' * (1 + len(others)),
+    ]
+    for name, arm in summary['arms'].items():
+      cells = [arm['summary'].get(m, {}) for m in others]
+      if not any('verdict' in c for c in cells):
+        continue
+      lines.append(
+        f'| `{name}` | '
+        + ' | '.join(f'{_fmt(c.get("difference"))} {c.get("verdict", "-")}' for c in cells)
+        + ' |'
+      )
   failed = [(name, f) for name, arm in summary['arms'].items() for f in arm['failed']]
   if failed:
     lines += ['', '## Failed runs', '']
