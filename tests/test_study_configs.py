@@ -8,12 +8,13 @@ from configs.studies import common
 from configs.studies import gan_utility
 from configs.studies import hparams
 from configs.studies import noise
+from configs.studies import precision
 from configs.studies import utility as utility_config
 from cxrgan_jax.study import runner
 from cxrgan_jax.study import spec
 from cxrgan_jax.study import utility
 
-STUDIES = {'noise': noise, 'hparams': hparams}
+STUDIES = {'noise': noise, 'hparams': hparams, 'precision': precision}
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
 
