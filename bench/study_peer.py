@@ -179,15 +179,7 @@ def score(study, run: spec.Run, run_dir: pathlib.Path) -> None:
     config = scoring.eval_config(study.eval, run, run_dir, step)
     config.workdir = ''
     config.samples_dir = str(folder)
-    metrics = suite.run(config)
-    point = {
-      'step': step,
-      'seconds': run_log.seconds_at(run_dir, step),
-      'images_seen': step * run.config.batch_size,
-      **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)},
-    }
-    with (run_dir / results.SCORES_FILE).open('a') as f:
-      f.write(json.dumps(point) + '\n')
+    scoring.append_point(run_dir, step, step * run.config.batch_size, suite.run(config))
 
 
 def main() -> None:

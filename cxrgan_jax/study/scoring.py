@@ -44,6 +44,20 @@ def eval_config(
   return config
 
 
+def append_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: dict) -> dict:
+  """Logs one scored checkpoint (its finite numbers, training seconds and
+  images seen) as a line of study_scores.jsonl; returns the point."""
+  point = {
+    'step': step,
+    'seconds': run_log.seconds_at(run_dir, step),
+    'images_seen': images_seen,
+    **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+  }
+  with (run_dir / results.SCORES_FILE).open('a') as f:  # One whole line per point.
+    f.write(json.dumps(point) + '\n')
+  return point
+
+
 class Scorer:
   """Callable per run; holds nothing between runs but the study's settings."""
 
@@ -59,13 +73,5 @@ class Scorer:
     for step in todo:
       logging.info('study: scoring %s at step %d', run.name, step)
       metrics = suite.run(eval_config(self._eval, run, run_dir, step))
-      point = {
-        'step': step,
-        'seconds': run_log.seconds_at(run_dir, step),
-        'images_seen': step * images_per_step,
-        **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
-      }
-      with (run_dir / results.SCORES_FILE).open('a') as f:  # One whole line per point.
-        f.write(json.dumps(point) + '\n')
-      points.append(point)
+      points.append(append_point(run_dir, step, step * images_per_step, metrics))
     return points
