@@ -127,3 +127,25 @@ def test_every_metric_table_and_first_seed_progression(tmp_path):
   assert '| `better` | 0 [' in text and 'negligible |' in text  # Same 1-NN as default.
   made = sorted(p.name for p in (tmp_path / report.FIGURES).glob('*_progression.png'))
   assert made == ['better_seed0_progression.png', 'default_seed0_progression.png']
+
+
+def test_every_arm_against_the_peer(tmp_path):
+  """Each arm's difference from a peer arm, with the verdict in the arm's favour."""
+  study = make_study()
+  study.arms = study.arms[:2]
+  study.peers = ['torch_dcgan']
+  runs = spec.runs(study) + spec.peer_runs(study)
+  finals = {'default': 10.0, 'better': 5.0, 'peer=torch_dcgan': 8.0}
+  for run in runs:
+    write_run(tmp_path / run.name, results.FINISHED, [20.0, finals[run.arm] + 0.1 * run.seed])
+  records = results.collect(tmp_path, runs)
+  summary = results.summarize(records, metrics={'fd_cxr': True}, threshold=None, margin=0.1)
+  table = summary['against_peers']['peer=torch_dcgan']
+  assert set(table) == {'default', 'better'}
+  assert np.isclose(table['better']['fd_cxr']['difference']['mean'], -3.0)
+  assert table['better']['fd_cxr']['verdict'] == 'helps'
+  assert table['default']['fd_cxr']['verdict'] == 'hurts'
+  text = report.write(study, tmp_path, records, summary).read_text()
+  assert '## Against `peer=torch_dcgan`' in text
+  assert '| `better` | -3 [' in text and 'helps |' in text
+  assert 'Budget per run: 30 steps or 0' not in text and 'Budget per run: 30 steps.' in text

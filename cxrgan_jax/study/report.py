@@ -172,6 +172,13 @@ def _fmt(entry: dict | None, digits: int = 3) -> str:
   return results.interval(entry).format(digits) if entry else '-'
 
 
+def _budget_text(budget: Any) -> str:
+  """'800 steps', '2.0 min' or '800 steps or 2.0 min, whichever comes first'."""
+  parts = [f'{budget.steps} steps'] if budget.get('steps') else []
+  parts += [f'{budget.minutes:g} min'] if budget.get('minutes') else []
+  return ' or '.join(parts) + (', whichever comes first' if len(parts) == 2 else '')
+
+
 def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[str, str]) -> str:
   """The report's text: setup, per-arm table with intervals and verdicts, failures, figures."""
   metrics = list(summary['metrics'])
@@ -181,10 +188,7 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
     '',
     study.get('description', ''),
     '',
-    f'Seeds: {list(study.seeds)}. Budget per run: '
-    + (f'{study.budget.steps} steps' if study.budget.get('steps') else '')
-    + (f' / {study.budget.minutes} min' if study.budget.get('minutes') else '')
-    + f'. Scored every {study.eval.every_steps} steps against the real '
+    f'Seeds: {list(study.seeds)}. Budget per run: {_budget_text(study.budget)}. Scored every {study.eval.every_steps} steps against the real '
     f'`{study.eval.get("split", "test")}` split. Intervals: 95% t over seeds; '
     f'verdicts against `default`: helps / hurts when the interval of the '
     f'difference excludes 0, negligible when it lies within '
@@ -232,6 +236,26 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
       lines.append(
         f'| `{name}` | '
         + ' | '.join(f'{_fmt(c.get("difference"))} {c.get("verdict", "-")}' for c in cells)
+        + ' |'
+      )
+  for peer, table in summary.get('against_peers', {}).items():
+    lines += [
+      '',
+      f'## Against `{peer}`',
+      '',
+      f'Difference of each arm\'s final value from `{peer}` at the same budget (95% Welch t '
+      'interval) and its verdict: "helps" means the arm beats the peer on that metric.',
+      '',
+      '| arm | ' + ' | '.join(metrics) + ' |',
+      '|' + '---|' * (1 + len(metrics)),
+    ]
+    for name, cells in table.items():
+      lines.append(
+        f'| `{name}` | '
+        + ' | '.join(
+          f'{_fmt(cells[m]["difference"])} {cells[m]["verdict"]}' if m in cells else '-'
+          for m in metrics
+        )
         + ' |'
       )
   failed = [(name, f) for name, arm in summary['arms'].items() for f in arm['failed']]

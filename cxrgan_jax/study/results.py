@@ -137,7 +137,40 @@ def summarize(
     'threshold': list(threshold) if threshold else None,
     'margin': margin,
     'arms': arms,
+    'against_peers': against_peers(arms, metrics, margin),
   }
+
+
+def _final_values(arm: dict, metric: str) -> list[float]:
+  return [r['final'][metric] for r in arm['runs'] if r['final'][metric] is not None]
+
+
+def against_peers(arms: dict, metrics: dict[str, bool], margin: float) -> dict[str, dict]:
+  """peer arm -> arm -> metric -> the arm's difference from the peer and its verdict.
+
+  The question a study's peer asks is whether an arm beats the program a user
+  would pick instead, so every arm is compared with every peer, per metric.
+  """
+  out: dict[str, dict] = {}
+  for peer_name, peer in arms.items():
+    if not peer_name.startswith(spec.PEER_PREFIX):
+      continue
+    table = out.setdefault(peer_name, {})
+    for name, arm in arms.items():
+      if name.startswith(spec.PEER_PREFIX):
+        continue
+      for metric, lower in metrics.items():
+        values, peer_values = _final_values(arm, metric), _final_values(peer, metric)
+        if not values or not peer_values:
+          continue
+        diff = stats.difference_interval(values, peer_values)
+        table.setdefault(name, {})[metric] = {
+          'difference': diff.__dict__,
+          'verdict': stats.verdict(
+            diff, sum(peer_values) / len(peer_values), lower_is_better=lower, margin=margin
+          ),
+        }
+  return out
 
 
 def interval(entry: dict) -> stats.Interval:

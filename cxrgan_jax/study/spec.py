@@ -190,6 +190,7 @@ def _run_config(study, config: ml_collections.ConfigDict, seed: int) -> ml_colle
 # Peers: other programs a user could pick instead, trained outside the runner on
 # the base config and budget (bench/study_peer.py) and reported as arm 'peer=<name>'.
 PEERS = ('torch_dcgan',)
+PEER_PREFIX = 'peer='
 
 
 def peer_runs(study: ml_collections.ConfigDict) -> list[Run]:
@@ -200,7 +201,7 @@ def peer_runs(study: ml_collections.ConfigDict) -> list[Run]:
     raise StudyError(f'peers {sorted(unknown)} are unknown; known peers: {PEERS}')
   return [
     Run(
-      arm=f'peer={peer}',
+      arm=f'{PEER_PREFIX}{peer}',
       seed=seed,
       overrides={},
       config=_run_config(study, ml_collections.ConfigDict(study.base.to_dict()), seed),
