@@ -20,9 +20,7 @@ from configs.studies import hparams
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
   study = hparams.get_config(arg)
   study.name = study.name.replace('hparams_', 'chosen_')
-  study.description = (
-    'The chosen CPU setting against the baseline and the PyTorch DCGAN at an equal wall-clock budget.'
-  )
+  study.description = 'The chosen CPU setting against the baseline and the PyTorch DCGAN at an equal wall-clock budget.'
   study.arms = [
     {'name': 'default', 'overrides': {}},
     {'name': 'chosen', 'overrides': dict(cpu_best.OVERRIDES)},

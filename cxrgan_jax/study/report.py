@@ -243,7 +243,7 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
       '',
       f'## Against `{peer}`',
       '',
-      f'Difference of each arm\'s final value from `{peer}` at the same budget (95% Welch t '
+      f"Difference of each arm's final value from `{peer}` at the same budget (95% Welch t "
       'interval) and its verdict: "helps" means the arm beats the peer on that metric.',
       '',
       '| arm | ' + ' | '.join(metrics) + ' |',
