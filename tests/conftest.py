@@ -65,6 +65,16 @@ def build_dataset(manual_dir, data_dir, config) -> None:
 
 
 @pytest.fixture(scope='session')
+def compilation_cache(tmp_path_factory) -> pathlib.Path:
+  """One jax persistent compilation cache for the session's child processes.
+
+  Each launch of main.py or the study runner compiles the same tiny programs;
+  with the cache only the first launch of a program compiles it.
+  """
+  return tmp_path_factory.mktemp('jax_cache')
+
+
+@pytest.fixture(scope='session')
 def demo_tfds_dir(tmp_path_factory) -> str:
   """TFDS data_dir holding every config of the bundled demo sample.
 

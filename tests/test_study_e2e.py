@@ -6,7 +6,6 @@ runs, and the report is drawn from the saved files.
 """
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import sys
 import time
 
 import pytest
+import test_train_e2e as e2e
 
 from configs.studies import gan_utility as gan_utility_config
 from configs.studies import noise
@@ -180,20 +180,19 @@ def study_command(workdir, data_dir, *extra):
   ]
 
 
-def subprocess_env():
-  return dict(
-    os.environ,
-    XLA_FLAGS='--xla_force_host_platform_device_count=2',
-    JAX_PLATFORMS='cpu',
-    PYTHONPATH=str(ROOT),
-  )
+def subprocess_env(cache_dir=None):
+  return dict(e2e.subprocess_env(cache_dir), PYTHONPATH=str(ROOT))
 
 
-def test_sigkilled_study_resumes_with_the_same_command(demo_tfds_dir, tmp_path):
+def test_sigkilled_study_resumes_with_the_same_command(demo_tfds_dir, tmp_path, compilation_cache):
   # Worker 0 of 5 owns exactly one run: default/seed0.
   command = study_command(tmp_path, demo_tfds_dir, '--worker=0/5')
   proc = subprocess.Popen(
-    command, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    command,
+    cwd=ROOT,
+    env=subprocess_env(compilation_cache),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
   )
   first_checkpoint = tmp_path / 'default/seed0/checkpoints/2'
   deadline = time.time() + 300
@@ -205,7 +204,9 @@ def test_sigkilled_study_resumes_with_the_same_command(demo_tfds_dir, tmp_path):
   run_dir = tmp_path / 'default/seed0'
   assert not (run_dir / results.RUN_FILE).exists()  # Killed before it finished.
 
-  done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
+  done = subprocess.run(
+    command, cwd=ROOT, env=subprocess_env(compilation_cache), capture_output=True, text=True
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   assert 'Resumed from step' in done.stderr
   assert results.read_run(run_dir)['status'] == results.FINISHED

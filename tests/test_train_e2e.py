@@ -43,10 +43,14 @@ def main_command(workdir, data_dir, steps: int) -> list[str]:
   ]
 
 
-def subprocess_env():
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
-  env['JAX_PLATFORMS'] = 'cpu'
+def subprocess_env(cache_dir=None) -> dict[str, str]:
+  """A child process's environment: the tests' two CPU devices and, given
+  cache_dir, jax's persistent compilation cache there (every program cached)."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
+  if cache_dir is not None:
+    env.update(
+      JAX_COMPILATION_CACHE_DIR=str(cache_dir), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0'
+    )
   return env
 
 
@@ -58,7 +62,7 @@ def final_state(workdir, data_dir, steps: int):
   return state, data_state
 
 
-def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path):
+def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path, compilation_cache):
   workdir = tmp_path / 'run'
   config = small_config(demo_tfds_dir, 8)
   config.eval_every_steps = 4
@@ -100,7 +104,7 @@ def test_short_training_on_real_xrays_writes_everything(demo_tfds_dir, tmp_path)
     + [f'--output_dir={tmp_path / "best_synthetic"}', '--num_images=4', '--seed=3']
     + [f'--batchnorm={mode}'],
     cwd=ROOT,
-    env=dict(subprocess_env(), PYTHONPATH=str(ROOT)),
+    env=dict(subprocess_env(compilation_cache), PYTHONPATH=str(ROOT)),
     capture_output=True,
     text=True,
     check=False,
@@ -150,7 +154,7 @@ def test_sampling_errors_are_clear(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def straight_run(demo_tfds_dir, tmp_path_factory) -> pathlib.Path:
+def straight_run(demo_tfds_dir, tmp_path_factory, compilation_cache) -> pathlib.Path:
   """An uninterrupted 12-step run through main.py: checkpoints 4, 8 and 12.
 
   The reference of the interrupted runs, and the source of damaged copies.
@@ -159,7 +163,7 @@ def straight_run(demo_tfds_dir, tmp_path_factory) -> pathlib.Path:
   subprocess.run(
     main_command(workdir, demo_tfds_dir, 12),
     check=True,
-    env=subprocess_env(),
+    env=subprocess_env(compilation_cache),
     cwd=ROOT,
     capture_output=True,
   )
@@ -178,10 +182,12 @@ def _checkpoint_steps(workdir) -> list[int]:
   return sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
 
 
-def test_resume_after_sigterm_and_sigkill_is_bit_exact(straight_run, demo_tfds_dir, tmp_path):
+def test_resume_after_sigterm_and_sigkill_is_bit_exact(
+  straight_run, demo_tfds_dir, tmp_path, compilation_cache
+):
   """SIGTERM saves the step reached; SIGKILL loses only what followed the last save."""
   steps = 12
-  env = subprocess_env()
+  env = subprocess_env(compilation_cache)
   workdir = tmp_path / 'interrupted'
 
   # 1. SIGTERM once the first metrics are logged: stops at that step, saved.

@@ -75,8 +75,9 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
   # same wall-clock: train it with `python -m bench.study_peer --study_dir=DIR`.
   study.peers = ['torch_dcgan']
   study.seeds = common.seeds(scale)
-  # cpu: 28 runs of 2 min (~840 steps of the baseline at ~230 img/s) and 3 scored
-  # points each (~18 s a point) come to ~85 min on an idle 2-core machine.
+  # cpu: 28 runs of 2 min and 2-3 scored points each. Measured: both classes side
+  # by side, each pinned to one of 2 cores (`taskset -c 0` / `-c 1`), 70 min in
+  # all; the baseline then runs at ~130 img/s (~500 steps of batch 32).
   minutes = {'cpu': 2.0, 'full': 60.0, 'smoke': 0.0}[scale]
   # A wall-clock budget, so the Pareto plot compares like with like; smoke: 4 steps.
   study.budget = ml_collections.ConfigDict(
