@@ -4,6 +4,8 @@ import pathlib
 
 import pytest
 
+from configs import cpu_best
+from configs.studies import chosen
 from configs.studies import common
 from configs.studies import gan_utility
 from configs.studies import hparams
@@ -14,7 +16,7 @@ from cxrgan_jax.study import runner
 from cxrgan_jax.study import spec
 from cxrgan_jax.study import utility
 
-STUDIES = {'noise': noise, 'hparams': hparams, 'precision': precision}
+STUDIES = {'noise': noise, 'hparams': hparams, 'precision': precision, 'chosen': chosen}
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
 
@@ -60,3 +62,16 @@ def test_gan_utility_study_config_needs_its_gan_studies(scale, tmp_path):
 def test_unknown_class_or_scale_is_refused(arg):
   with pytest.raises(ValueError, match='use CLASS\\[,SCALE\\]'):
     noise.get_config(arg)
+
+
+@pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
+def test_the_chosen_setting_is_the_config_users_train(class_name):
+  """configs/cpu_best.py trains exactly the `chosen` arm that the study measured."""
+  study = chosen.get_config(class_name)
+  (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == 0]
+  config = cpu_best.get_config(class_name)
+  runner.check_runs([run])
+  assert config.max_train_minutes == study.budget.minutes
+  for field in ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset'):
+    assert config[field] == run.config[field], field
+  assert len(study.seeds) == 4 and set(hparams.get_config(class_name).seeds) < set(study.seeds)
