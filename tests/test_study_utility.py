@@ -111,3 +111,25 @@ def test_a_gan_is_ready_only_when_its_study_run_finished(tmp_path):
   plain = tmp_path / 'my_run'
   (plain / 'checkpoints').mkdir(parents=True)
   assert not utility.gan_ready(plain)  # A plain workdir with no checkpoint yet.
+
+
+def test_gan_utility_takes_every_arm_finished_in_both_classes_but_not_the_peer(tmp_path):
+  """Peer runs hold PyTorch generators that `sample` cannot restore: left out."""
+  import json
+
+  from configs.studies import gan_utility as gan_utility_config
+
+  study = gan_utility_config.get_config('hparams')
+  for class_name in ('normal', 'bacterial'):
+    folder = tmp_path / f'hparams_{class_name}'
+    folder.mkdir()
+    runs = [
+      {'arm': arm, 'seed': seed, 'name': f'{arm}/seed{seed}', 'status': 'finished'}
+      for arm in ('default', 'batch_size=16', 'peer=torch_dcgan')
+      for seed in (0, 1)
+    ]
+    runs.append({'arm': 'width=x2', 'seed': 0, 'name': 'width=x2/seed0', 'status': 'failed'})
+    (folder / 'results.json').write_text(json.dumps({'runs': runs}))
+    study.gan_studies[class_name] = str(folder)
+  names = [(r.name, r.seed) for r in utility.gan_utility_runs(study, tmp_path)]
+  assert names == [(f'tstr/{a}/seed{s}', s) for a in ('default', 'batch_size=16') for s in (0, 1)]

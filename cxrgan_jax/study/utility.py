@@ -145,7 +145,8 @@ def gan_utility_runs(study, study_dir: pathlib.Path) -> list[ClassifierRun]:
     folder = pathlib.Path(study.gan_studies[class_name])
     finished[class_name] = {}
     for record in _gan_study_runs(folder):
-      if record['status'] == results.FINISHED:
+      # A peer run holds PyTorch generators, not a checkpoint `sample` restores.
+      if record['status'] == results.FINISHED and not record['arm'].startswith(spec.PEER_PREFIX):
         finished[class_name][(record['arm'], record['seed'])] = str(folder / record['name'])
         if record['arm'] not in order:
           order.append(record['arm'])
