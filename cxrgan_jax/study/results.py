@@ -101,15 +101,11 @@ def summarize(
   for name, arm in arms.items():
     arm['summary'] = {}
     for metric, lower in metrics.items():
-      values = [r['final'][metric] for r in arm['runs'] if r['final'][metric] is not None]
+      values = _final_values(arm, metric)
       if not values:
         continue
       entry = {'mean': stats.mean_interval(values).__dict__}
-      control_values = [
-        r['final'][metric]
-        for r in (control or {}).get('runs', [])
-        if r['final'][metric] is not None
-      ]
+      control_values = _final_values(control, metric) if control else []
       if control_values and name != spec.CONTROL_ARM:
         diff = stats.difference_interval(values, control_values)
         entry['difference'] = diff.__dict__
