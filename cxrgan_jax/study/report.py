@@ -193,7 +193,8 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
     '',
     study.get('description', ''),
     '',
-    f'Seeds: {list(study.seeds)}. Budget per run: {_budget_text(study.budget)}. Scored every {study.eval.every_steps} steps against the real '
+    f'Seeds: {list(study.seeds)}. Budget per run: {_budget_text(study.budget)}. '
+    f'Scored every {study.eval.every_steps} steps against the real '
     f'`{study.eval.get("split", "test")}` split. Intervals: 95% t over seeds; '
     f'verdicts against `default`: helps / hurts when the interval of the '
     f'difference excludes 0, negligible when it lies within '

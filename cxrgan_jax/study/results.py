@@ -107,11 +107,7 @@ def summarize(
       entry = {'mean': stats.mean_interval(values).__dict__}
       control_values = _final_values(control, metric) if control else []
       if control_values and name != spec.CONTROL_ARM:
-        diff = stats.difference_interval(values, control_values)
-        entry['difference'] = diff.__dict__
-        entry['verdict'] = stats.verdict(
-          diff, sum(control_values) / len(control_values), lower_is_better=lower, margin=margin
-        )
+        entry.update(_versus(values, control_values, lower_is_better=lower, margin=margin))
       arm['summary'][metric] = entry
     for key in ('train_seconds', 'images_per_sec'):
       values = [r[key] for r in arm['runs'] if r.get(key) is not None]
@@ -141,6 +137,19 @@ def _final_values(arm: dict, metric: str) -> list[float]:
   return [r['final'][metric] for r in arm['runs'] if r['final'][metric] is not None]
 
 
+def _versus(
+  values: list[float], reference: list[float], *, lower_is_better: bool, margin: float
+) -> dict[str, Any]:
+  """mean(values) - mean(reference) with its interval, and the verdict on it."""
+  diff = stats.difference_interval(values, reference)
+  return {
+    'difference': diff.__dict__,
+    'verdict': stats.verdict(
+      diff, sum(reference) / len(reference), lower_is_better=lower_is_better, margin=margin
+    ),
+  }
+
+
 def against_peers(arms: dict, metrics: dict[str, bool], margin: float) -> dict[str, dict]:
   """peer arm -> arm -> metric -> the arm's difference from the peer and its verdict.
 
@@ -159,13 +168,9 @@ def against_peers(arms: dict, metrics: dict[str, bool], margin: float) -> dict[s
         values, peer_values = _final_values(arm, metric), _final_values(peer, metric)
         if not values or not peer_values:
           continue
-        diff = stats.difference_interval(values, peer_values)
-        table.setdefault(name, {})[metric] = {
-          'difference': diff.__dict__,
-          'verdict': stats.verdict(
-            diff, sum(peer_values) / len(peer_values), lower_is_better=lower, margin=margin
-          ),
-        }
+        table.setdefault(name, {})[metric] = _versus(
+          values, peer_values, lower_is_better=lower, margin=margin
+        )
   return out
 
 
