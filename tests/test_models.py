@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import flax.linen as nn
 import jax
+import jax.extend
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -141,7 +142,6 @@ def _assert_same_function_f64(ours, reference, x_shape, k_shape):
 
 DOWN_SHAPES = [(3, 8, 6, 1, 4), (1, 4, 10, 5, 3), (5, 2, 2, 2, 1)]  # B, H, W, C_in, C_out
 UP_SHAPES = [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (5, 1, 1, 3, 2), (3, 2, 3, 1, 16), (1, 3, 2, 5, 17)]
-# The last two take the phase form (C_out >= layers.PHASE_FORM_MIN_FEATURES).
 
 
 @pytest.mark.parametrize('b,h,w,c,o', DOWN_SHAPES)
@@ -164,14 +164,67 @@ def test_conv_transpose4x4_stride2_equals_lax_conv_transpose(b, h, w, c, o):
   _assert_same_function_f64(layers.conv_transpose4x4_stride2, reference, (b, h, w, c), (4, 4, c, o))
 
 
-def test_matmul_forms_have_no_convolution_in_forward_or_backward():
-  # The point of the rewrite: XLA CPU's dilated convolutions never appear.
+def _down_reference(x, kernel):
+  return jax.lax.conv_general_dilated(
+    x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
+
+
+def _up_reference(x, kernel):
+  return jax.lax.conv_transpose(x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _r1_like(f):
+  """Kernel gradient of |d sum(f(x, k)^2) / dx|^2: the second order R1 needs."""
+
+  def penalty(x, kernel):
+    grad_x = jax.grad(lambda x: jnp.sum(f(x, kernel) ** 2))(x)
+    return jnp.sum(grad_x**2)
+
+  return jax.jit(jax.grad(penalty, (0, 1)))
+
+
+@pytest.mark.parametrize(
+  'ours,reference,x_shape,k_shape',
+  [
+    (layers.conv4x4_stride2, _down_reference, (3, 6, 4, 2), (4, 4, 2, 3)),
+    (layers.conv_transpose4x4_stride2, _up_reference, (3, 3, 5, 2), (4, 4, 2, 3)),
+  ],
+)
+def test_second_derivatives_equal_lax_convs(ours, reference, x_shape, k_shape):
+  # R1 differentiates the input gradient again; the custom VJPs must hold there too.
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(7)
+    x, kernel = rng.standard_normal(x_shape), rng.standard_normal(k_shape)
+    _assert_all_close(_r1_like(ours)(x, kernel), _r1_like(reference)(x, kernel))
+
+
+def test_no_input_dilated_convolution_in_forward_backward_or_second_order():
+  # The point of the custom VJPs: XLA CPU's slow input-dilated convs never appear.
   x = jnp.ones((2, 8, 8, 3))
   for f in (layers.conv4x4_stride2, layers.conv_transpose4x4_stride2):
-    for c_out in (5, layers.PHASE_FORM_MIN_FEATURES):
-      loss = lambda x, k, f=f: jnp.sum(f(x, k) ** 2)
-      jaxpr = str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, jnp.ones((4, 4, 3, c_out))))
-      assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+    kernel = jnp.ones((4, 4, 3, 5))
+    first = jax.make_jaxpr(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) ** 2), (0, 1)))(x, kernel)
+    second = jax.make_jaxpr(_r1_like(f))(x, kernel)
+    for jaxpr in (first, second):
+      convs = [e for e in _all_eqns(jaxpr.jaxpr) if e.primitive.name == 'conv_general_dilated']
+      assert convs, 'expected convolutions'
+      assert all(set(e.params['lhs_dilation']) == {1} for e in convs), jaxpr
+
+
+def _all_eqns(jaxpr):
+  """Every equation of a jaxpr, inside custom-VJP, pjit and other sub-jaxprs too."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      yield from _all_eqns(sub)
+
+
+def test_downsampling_odd_sizes_is_a_clear_error():
+  with pytest.raises(ValueError, match='must be even'):
+    layers.conv4x4_stride2(jnp.ones((1, 5, 4, 2)), jnp.ones((4, 4, 2, 3)))
+  with pytest.raises(ValueError, match='does not fit input channels 2'):
+    layers.conv4x4_stride2(jnp.ones((1, 4, 4, 2)), jnp.ones((4, 4, 3, 3)))
 
 
 class _NearestThenConv(nn.Module):

@@ -1,30 +1,37 @@
-"""Layers shared by the GAN families, written as matmuls for fast CPU gradients.
+"""Layers shared by the GAN families, with gradients on XLA CPU's fast paths.
 
 Every resolution change is a 4x4 stride-2 convolution or its adjoint (the
-4x4 stride-2 transposed convolution). XLA's CPU backend runs the gradients of
-strided and transposed convolutions through input-dilated convolutions that
-take a slow generic path (jax-ml/jax#31662, openxla/xla#34273; measured 3.9 s
-for one 4->8 px, 512->256 channel transposed-conv layer's gradient at batch 64,
-against 0.38 s here). So both are written without any dilated convolution, in
-forward or backward:
+4x4 stride-2 transposed convolution). Left to autodiff, XLA's CPU backend runs
+the transposed conv, and the input gradient of the strided conv, as
+input-dilated convolutions that take a slow generic path (jax-ml/jax#31662,
+openxla/xla#34273; measured 3.9 s for one 4->8 px, 512->256 channel
+transposed-conv layer's forward and backward at batch 64). Undilated convs, and
+the kernel gradient of the strided conv (a window-dilated conv), are fast.
+So the two layers and the strided conv's kernel gradient are three
+`jax.custom_vjp` functions whose forward and backward passes use only fast
+forms, each other's:
 
-- `conv4x4_stride2`: pad by 1, space-to-depth by 2, then the four 2x2 shifted
-  windows concatenated and one `dot_general` with the kernel rearranged to
-  [16 C_in, C_out]. Its gradients are a matmul each, plus slices/pads.
-- `conv_transpose4x4_stride2`: one matmul per output phase over the 2x2
-  input windows it reads, phases interleaved by a reshape; or, for narrow
-  outputs, the exact adjoint of the above: one `dot_general` to
-  [.., 16 C_out], an overlap-add of the four windows, depth-to-space, crop.
+- `_down`: the strided conv itself, `lax.conv_general_dilated` stride 2.
+- `_up`: the transposed conv, as one 2x2 stride-1 conv of the input padded by
+  1 to the four output phases ([.., 4 C_out]), then depth-to-space and a
+  1-pixel crop. It multiplies (H+1)(W+1)/(HW) times the transposed conv's
+  multiply-adds (1.13x at 16x16) instead of the 2.25x of a 3x3 conv +
+  depth-to-space.
+- `_kernel_grad`: the strided conv's kernel gradient, autodiff's own.
 
-Both do exactly the multiply-adds of the convolution they replace (the
-earlier 3x3 conv + depth-to-space form of the transposed conv did 2.25x).
+The adjoint of `_down` with kernel k is `_up` with `_adjoint_kernel(k)`, so
+input gradients are the other layer and kernel gradients are `_kernel_grad`;
+second derivatives (R1) stay within the three. Per layer, forward + backward
+at batch 64 on 2 cores this is 1.4-2.2x faster than the matmul forms it
+replaced (bench/README.md).
+
 The residual family's "nearest 2x upsampling + 3x3 conv" and "3x3 conv + 2x2
 average pooling" are also exactly 4x4 stride-2 (transposed) convolutions, with
 a 4x4 kernel derived from the 3x3 one, so they reuse the same two functions and
 cost 16/36 of the multiply-adds of the plain forms.
 
 Parameters keep the layout of the layers replaced (kernel [kh, kw, C_in,
-C_out], bias [C_out]), so checkpoints written before this rewrite restore and
+C_out], bias [C_out]), so checkpoints written by earlier versions restore and
 compute the same function (tests/test_checkpoint_compat.py).
 
 All tensors are NHWC.
@@ -87,124 +94,159 @@ def avg_pool_2x(x: jax.Array) -> jax.Array:
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
-def space_to_depth(x: jax.Array, block: int = 2) -> jax.Array:
-  """[B, H, W, C] -> [B, H/b, W/b, b*b*C]; the inverse of `depth_to_space`."""
-  n, h, w, c = x.shape
-  if h % block or w % block:
-    raise ValueError(f'spatial size {h}x{w} not divisible by block={block}')
-  x = x.reshape(n, h // block, block, w // block, block, c)
-  x = x.transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(n, h // block, w // block, block * block * c)
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
-def _pad1(x: jax.Array) -> jax.Array:
-  return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-
-
-def _matmul_kernel(kernel: jax.Array) -> jax.Array:
-  """[4, 4, C, O] -> [16 C, O], rows ordered (a, b, p, q, c) for tap (2a+p, 2b+q).
-
-  (a, b) picks one of the 2x2 shifted windows of the space-to-depth input and
-  (p, q, c) a channel of it, matching the patches built in `conv4x4_stride2`.
-  """
-  c, o = kernel.shape[2:]
-  k = kernel.reshape(2, 2, 2, 2, c, o).transpose(0, 2, 1, 3, 4, 5)
-  return k.reshape(16 * c, o)
-
-
-def _dot(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
-  """x [..., K] @ kernel [K, N]; in `dtype` with float32 accumulation if given."""
-  dims = (((x.ndim - 1,), (0,)), ((), ()))
-  if dtype is None:
-    return jax.lax.dot_general(x, kernel.astype(x.dtype), dims)
-  y = jax.lax.dot_general(
-    x.astype(dtype), kernel.astype(dtype), dims, preferred_element_type=jnp.float32
+def _conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
+  """An undilated conv in x's dtype, accumulating in at least float32."""
+  y = jax.lax.conv_general_dilated(
+    x,
+    kernel.astype(x.dtype),
+    strides,
+    padding,
+    dimension_numbers=_NHWC,
+    preferred_element_type=jnp.promote_types(x.dtype, jnp.float32),
   )
-  return y.astype(dtype)
+  return y.astype(x.dtype)
+
+
+def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
+  """[4, 4, C, O] -> [4, 4, O, C] flipped: `_up` with it is `_down`'s adjoint."""
+  return kernel[::-1, ::-1].swapaxes(2, 3)
+
+
+def _down_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _conv(x, kernel, (2, 2), ((1, 1), (1, 1)))
+
+
+def _up_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Transposed conv as a 2x2 stride-1 conv to the 4 output phases.
+
+  Per axis, output row 2r + p - 1 reads padded input rows r, r + 1 (window tap
+  a = 0, 1) through kernel tap 2a + 1 - p, so the [2, 2, C, 4 O] kernel holds
+  tap (2a + 1 - p, 2b + 1 - q) at [a, b, c, (p, q, o)].
+  """
+  n, h, w, c = x.shape
+  o = kernel.shape[3]
+  taps = kernel.reshape(2, 2, 2, 2, c, o)[:, ::-1, :, ::-1]  # [a, p, b, q, c, o]
+  phases = taps.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * o)
+  z = _conv(x, phases, (1, 1), ((1, 1), (1, 1)))  # [B, H + 1, W + 1, 4 O]
+  return depth_to_space(z, 2)[:, 1:-1, 1:-1]
+
+
+def _kernel_grad_forward(x: jax.Array, g: jax.Array) -> jax.Array:
+  """d<_down(x, k), g>/dk, [4, 4, C, O]: a window-dilated conv (fast path)."""
+  kernel = jnp.zeros((4, 4, x.shape[-1], g.shape[-1]), x.dtype)
+  return jax.vjp(lambda k: _down_forward(x, k), kernel)[1](g.astype(x.dtype))[0]
+
+
+@jax.custom_vjp
+def _down(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _down_forward(x, kernel)
+
+
+# The forward rules call the custom functions, not the plain forms: under a
+# second derivative (R1) the outer differentiation sees these forward passes
+# too, and must meet the custom rules there as well.
+def _down_vjp_forward(x, kernel):
+  return _down(x, kernel), (x, kernel)
+
+
+def _down_vjp_backward(residuals, g):
+  x, kernel = residuals
+  return _up(g, _adjoint_kernel(kernel)), _kernel_grad(x, g)
+
+
+_down.defvjp(_down_vjp_forward, _down_vjp_backward)
+
+
+@jax.custom_vjp
+def _up(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _up_forward(x, kernel)
+
+
+def _up_vjp_forward(x, kernel):
+  return _up(x, kernel), (x, kernel)
+
+
+def _up_vjp_backward(residuals, g):
+  # <_up(x, k), g> = <x, _down(g, adj k)>, and adj is its own adjoint.
+  x, kernel = residuals
+  return _down(g, _adjoint_kernel(kernel)), _adjoint_kernel(_kernel_grad(g, x))
+
+
+_up.defvjp(_up_vjp_forward, _up_vjp_backward)
+
+
+@jax.custom_vjp
+def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+  return _kernel_grad_forward(x, g)
+
+
+def _kernel_grad_vjp_forward(x, g):
+  return _kernel_grad(x, g), (x, g)
+
+
+def _kernel_grad_vjp_backward(residuals, k_bar):
+  # <_kernel_grad(x, g), k_bar> = <_down(x, k_bar), g> = <x, _up(g, adj k_bar)>.
+  x, g = residuals
+  return _up(g, _adjoint_kernel(k_bar)), _down(x, k_bar)
+
+
+_kernel_grad.defvjp(_kernel_grad_vjp_forward, _kernel_grad_vjp_backward)
+
+
+def _check_kernel(kernel: jax.Array, channels: int) -> None:
+  if kernel.shape[:3] != (4, 4, channels):
+    raise ValueError(f'kernel shape {kernel.shape} does not fit input channels {channels}')
 
 
 def conv4x4_stride2(x: jax.Array, kernel: jax.Array, dtype=None) -> jax.Array:
-  """4x4 stride-2 convolution with 1 pixel of zero padding, as one matmul.
+  """4x4 stride-2 convolution with 1 pixel of zero padding.
 
   Equals `lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)))`,
   i.e. `nn.Conv(f, (4, 4), (2, 2), padding='SAME')` on even sizes and torch's
-  `Conv2d(k=4, s=2, p=1)` (kernel = torch_weight.permute(2, 3, 1, 0)).
+  `Conv2d(k=4, s=2, p=1)` (kernel = torch_weight.permute(2, 3, 1, 0)), with
+  gradients on XLA CPU's fast paths (module docstring).
 
   Args:
     x: [B, H, W, C] with H, W even.
     kernel: [4, 4, C, O].
-    dtype: compute dtype of the matmul (None: x's); it accumulates in float32.
+    dtype: compute dtype (None: x's); products accumulate in float32.
 
   Returns:
     [B, H/2, W/2, O].
   """
-  n, h, w, c = x.shape
-  if kernel.shape[:3] != (4, 4, c):
-    raise ValueError(f'kernel shape {kernel.shape} does not fit input channels {c}')
-  s = space_to_depth(_pad1(x))  # [B, H/2 + 1, W/2 + 1, 4C]
-  h2, w2 = h // 2, w // 2
-  patches = jnp.concatenate([s[:, a : a + h2, b : b + w2] for a in (0, 1) for b in (0, 1)], -1)
-  return _dot(patches, _matmul_kernel(kernel), dtype)
-
-
-# Output channels from which `conv_transpose4x4_stride2` runs one matmul per
-# output phase instead of the single matmul + overlap-add: measured 1.5-2x
-# faster for the 8->16 and 16->32 px layers of the DCGAN (C_out 64-128) on
-# 1 CPU core, and 18x slower for the C_out = 1 output layer (matrix-vector).
-PHASE_FORM_MIN_FEATURES = 16
+  _check_kernel(kernel, x.shape[-1])
+  if x.shape[1] % 2 or x.shape[2] % 2:
+    raise ValueError(f'spatial size {x.shape[1]}x{x.shape[2]} must be even for a 2x downsampling')
+  if dtype is not None:
+    x = x.astype(dtype)
+  return _down(x, kernel.astype(x.dtype))
 
 
 def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array, dtype=None) -> jax.Array:
-  """4x4 stride-2 transposed convolution (2x upsampling) as matmuls.
+  """4x4 stride-2 transposed convolution (2x upsampling).
 
   Equals `lax.conv_transpose(x, kernel, (2, 2), 'SAME')`, i.e. flax's
   `nn.ConvTranspose(f, (4, 4), (2, 2), padding='SAME')` (no kernel transpose),
   which is torch's `ConvTranspose2d(k=4, s=2, p=1)` with the kernel flipped:
   kernel = torch_weight.permute(2, 3, 0, 1).flip(0, 1) (`from_torch`). Per
   axis: y[2m] = k[0] x[m-1] + k[2] x[m], y[2m+1] = k[1] x[m] + k[3] x[m+1].
-
-  Two exact forms, both with the multiply-adds of the transposed conv and no
-  convolution in forward or backward:
-  - phase form (C_out >= PHASE_FORM_MIN_FEATURES): for each of the 4 output
-    phases (p, q), the 2x2 input windows it reads concatenated and one matmul
-    with kernel[p::2, q::2] ([4 C_in, C_out]); phases interleaved by reshape.
-  - adjoint form: the adjoint of `conv4x4_stride2` with the kernel
-    kernel[::-1, ::-1] transposed in its channel axes: one matmul to 16
-    output groups, one per (window, phase), then an overlap-add of the four
-    windows; one wide matmul suits a narrow output.
+  No input-dilated conv in forward or backward (module docstring).
 
   Args:
     x: [B, H, W, C].
     kernel: [4, 4, C, O].
-    dtype: compute dtype of the matmuls (None: x's); they accumulate in float32.
+    dtype: compute dtype (None: x's); products accumulate in float32.
 
   Returns:
     [B, 2H, 2W, O].
   """
-  n, h, w, c = x.shape
-  if kernel.shape[:3] != (4, 4, c):
-    raise ValueError(f'kernel shape {kernel.shape} does not fit input channels {c}')
-  o = kernel.shape[3]
-  if o >= PHASE_FORM_MIN_FEATURES:
-    xp = _pad1(x)
-    rows = []
-    for p in (0, 1):
-      phases = []
-      for q in (0, 1):
-        windows = [xp[:, p + i : p + i + h, q + j : q + j + w] for i in (0, 1) for j in (0, 1)]
-        k = kernel[p::2, q::2].reshape(4 * c, o)  # Taps (p + 2i, q + 2j), order (i, j, c).
-        phases.append(_dot(jnp.concatenate(windows, -1), k, dtype))
-      rows.append(jnp.stack(phases, 3))  # [B, H, W, 2 (q), O]
-    return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, o)  # [B, H, 2 (p), W, 2 (q), O]
-  adjoint = kernel[::-1, ::-1].transpose(0, 1, 3, 2)  # The down-conv [4, 4, O, C].
-  z = _dot(x, _matmul_kernel(adjoint).T, dtype)  # [B, H, W, 16 O], (a, b, p, q, o).
-  z = z.reshape(n, h, w, 2, 2, 4 * o)
-  s = sum(
-    jnp.pad(z[:, :, :, a, b], ((0, 0), (a, 1 - a), (b, 1 - b), (0, 0)))
-    for a in (0, 1)
-    for b in (0, 1)
-  )  # [B, H + 1, W + 1, 4 O]: the space-to-depth of the padded output.
-  return depth_to_space(s, 2)[:, 1:-1, 1:-1]
+  _check_kernel(kernel, x.shape[-1])
+  if dtype is not None:
+    x = x.astype(dtype)
+  return _up(x, kernel.astype(x.dtype))
 
 
 def from_torch(weight, transposed: bool) -> np.ndarray:
