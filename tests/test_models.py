@@ -144,26 +144,6 @@ DOWN_SHAPES = [(3, 8, 6, 1, 4), (1, 4, 10, 5, 3), (5, 2, 2, 2, 1)]  # B, H, W, C
 UP_SHAPES = [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (5, 1, 1, 3, 2), (3, 2, 3, 1, 16), (1, 3, 2, 5, 17)]
 
 
-@pytest.mark.parametrize('b,h,w,c,o', DOWN_SHAPES)
-def test_conv4x4_stride2_equals_lax_conv(b, h, w, c, o):
-  def reference(x, kernel):
-    return jax.lax.conv_general_dilated(
-      x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
-    )
-
-  _assert_same_function_f64(layers.conv4x4_stride2, reference, (b, h, w, c), (4, 4, c, o))
-
-
-@pytest.mark.parametrize('b,h,w,c,o', UP_SHAPES)
-def test_conv_transpose4x4_stride2_equals_lax_conv_transpose(b, h, w, c, o):
-  def reference(x, kernel):
-    return jax.lax.conv_transpose(
-      x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
-    )
-
-  _assert_same_function_f64(layers.conv_transpose4x4_stride2, reference, (b, h, w, c), (4, 4, c, o))
-
-
 def _down_reference(x, kernel):
   return jax.lax.conv_general_dilated(
     x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
@@ -171,7 +151,21 @@ def _down_reference(x, kernel):
 
 
 def _up_reference(x, kernel):
-  return jax.lax.conv_transpose(x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_transpose(
+    x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
+
+
+@pytest.mark.parametrize('b,h,w,c,o', DOWN_SHAPES)
+def test_conv4x4_stride2_equals_lax_conv(b, h, w, c, o):
+  _assert_same_function_f64(layers.conv4x4_stride2, _down_reference, (b, h, w, c), (4, 4, c, o))
+
+
+@pytest.mark.parametrize('b,h,w,c,o', UP_SHAPES)
+def test_conv_transpose4x4_stride2_equals_lax_conv_transpose(b, h, w, c, o):
+  _assert_same_function_f64(
+    layers.conv_transpose4x4_stride2, _up_reference, (b, h, w, c), (4, 4, c, o)
+  )
 
 
 def _r1_like(f):
