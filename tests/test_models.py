@@ -214,6 +214,19 @@ def _all_eqns(jaxpr):
       yield from _all_eqns(sub)
 
 
+@pytest.mark.parametrize('b,h,w,c,o', [(3, 8, 6, 1, 4), (1, 4, 10, 5, 3), (5, 2, 2, 2, 1)])
+def test_both_kernel_gradient_forms_agree(b, h, w, c, o):
+  # Which form runs depends on the shape; tests' small shapes take the conv,
+  # so the matmul form is checked against it directly.
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(b + h + w + c + o)
+    x, g = rng.standard_normal((b, h, w, c)), rng.standard_normal((b, h // 2, w // 2, o))
+    want = layers._kernel_grad_conv(jnp.asarray(x), jnp.asarray(g))
+    got = layers._kernel_grad_matmul(jnp.asarray(x), jnp.asarray(g))
+    assert got.shape == (4, 4, c, o) and got.dtype == jnp.float64
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_downsampling_odd_sizes_is_a_clear_error():
   with pytest.raises(ValueError, match='must be even'):
     layers.conv4x4_stride2(jnp.ones((1, 5, 4, 2)), jnp.ones((4, 4, 2, 3)))
