@@ -48,6 +48,12 @@ class TimeBudget:
   def exhausted(self) -> bool:
     return bool(self._limit) and self.spent_before >= self._limit
 
+  def seconds_left(self) -> float:
+    """Training seconds this budget still allows (inf without one)."""
+    if not self._limit:
+      return float('inf')
+    return max(self._limit - self.spent_before - (time.time() - self._start), 0.0)
+
   def reached(self, step: int) -> bool:
     if not self._limit or step % self._every:
       return False
@@ -184,7 +190,9 @@ def _train_and_evaluate(
     is_last = step == num_steps or budget.reached(step)
     if _due(step, config.log_every_steps, is_last):
       _check_finite(pending_finite, step, latest_mngr)
-      logs.train_step(step, num_steps, metrics, config.batch_size * config.d_steps)
+      logs.train_step(
+        step, num_steps, metrics, config.batch_size * config.d_steps, budget.seconds_left()
+      )
     if is_chief and _due(step, config.sample_every_steps, is_last):
       grids(step, host_state())
     if evaluator is not None and _due(step, config.eval_every_steps, is_last):
@@ -291,8 +299,18 @@ class _Logs:
       with self._jsonl.open('a') as f:
         f.write(json.dumps({'step': step, 'time': time.time(), **scalars}) + '\n')
 
-  def train_step(self, step: int, num_steps: int, metrics: dict, images_per_step: int) -> None:
-    """The step's losses and norms with steps/s and images/s; one console line."""
+  def train_step(
+    self,
+    step: int,
+    num_steps: int,
+    metrics: dict,
+    images_per_step: int,
+    seconds_left: float = float('inf'),
+  ) -> None:
+    """The step's losses and norms with steps/s and images/s; one console line.
+
+    The ETA is the sooner of the last step and the end of the time budget.
+    """
     host = jax.device_get(parallel.unreplicate(metrics))
     scalars = {k: float(v) for k, v in host.items() if k != 'finite'}
     now = time.time()
@@ -300,7 +318,7 @@ class _Logs:
     self._tick = (now, step)
     scalars.update(steps_per_sec=steps_per_sec, images_per_sec=steps_per_sec * images_per_step)
     self.scalars(step, scalars)
-    eta = (num_steps - step) / max(steps_per_sec, 1e-9)
+    eta = min((num_steps - step) / max(steps_per_sec, 1e-9), seconds_left)
     logging.info(
       'step %d/%d | %.2f steps/s %.1f img/s | ETA %s | d_loss %.3f g_loss %.3f '
       'D(x) %.3f D(G(z)) %.3f | |gG| %.2f |gD| %.2f | aug p %.3f',

@@ -1,5 +1,7 @@
 """Step functions, config checks, NaN handling and sampling of the training code."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,3 +145,15 @@ def test_generate_fn_is_deterministic_and_in_range():
   assert a.shape == (config.num_sample_images, 64, 64, 1)
   np.testing.assert_array_equal(a, b)
   assert float(jnp.max(jnp.abs(a))) <= 1.0
+
+
+def test_time_budget_counts_earlier_starts_and_bounds_the_eta(tmp_path):
+  # A resumed run gets only the budget left after its earlier starts.
+  lines = [{'step': 10, 'steps_per_sec': 0.5}, {'step': 20, 'steps_per_sec': 1.0}]  # 20 s + 10 s.
+  (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(x) + '\n' for x in lines))
+  budget = train.TimeBudget(1.0, tmp_path, every=10)
+  assert budget.spent_before == pytest.approx(30.0)
+  assert 29.0 < budget.seconds_left() <= 30.0
+  assert not budget.exhausted and not budget.reached(10)
+  assert train.TimeBudget(0.5, tmp_path, every=10).exhausted
+  assert train.TimeBudget(0.0, tmp_path, every=10).seconds_left() == float('inf')
