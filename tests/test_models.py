@@ -227,6 +227,20 @@ def test_both_kernel_gradient_forms_agree(b, h, w, c, o):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize('b,h,w,c,o', [(3, 3, 5, 1, 4), (1, 4, 2, 6, 1), (2, 1, 1, 3, 7)])
+def test_both_transposed_conv_forms_agree(b, h, w, c, o):
+  # The output width picks the form; each is checked against the other here.
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(b + h + w + c + o)
+    x, kernel = (
+      jnp.asarray(rng.standard_normal((b, h, w, c))),
+      jnp.asarray(rng.standard_normal((4, 4, c, o))),
+    )
+    want = _up_reference(x, kernel)
+    for form in (layers._up_forward_phases, layers._up_forward_overlap_add):
+      np.testing.assert_allclose(form(x, kernel), want, rtol=1e-12, atol=1e-12)
+
+
 def test_downsampling_odd_sizes_is_a_clear_error():
   with pytest.raises(ValueError, match='must be even'):
     layers.conv4x4_stride2(jnp.ones((1, 5, 4, 2)), jnp.ones((4, 4, 2, 3)))

@@ -8,6 +8,7 @@ from PIL import Image
 
 from configs import base as base_config
 from cxrgan_jax import files
+from cxrgan_jax import images
 from cxrgan_jax.study import report
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
@@ -101,6 +102,21 @@ def test_summary_verdicts_failures_and_figures(tmp_path):
     assert f'({report.FIGURES}/{name})' in text
   gif = Image.open(figures / 'default_seed0_progression.gif')
   assert gif.n_frames == 3
+  gif.seek(2)  # Posterised to GIF_GRAY_LEVELS: 80 -> the centre of its level.
+  step = 256 // report.GIF_GRAY_LEVELS
+  assert set(np.asarray(gif.convert('L')).ravel()) == {80 // step * step + step // 2}
+
+
+def test_grid_crop_keeps_the_top_left_samples(tmp_path):
+  samples = np.arange(36, dtype=np.uint8).reshape(36, 1, 1, 1) * np.ones((1, 8, 8, 1), np.uint8)
+  path = tmp_path / 'step_000010.png'
+  images.write_png(path, images.make_grid(samples))  # 6 x 6 samples of 8 x 8, pad 2.
+  crop = np.asarray(report.grid_crop(path, resolution=8, side=2))
+  assert crop.shape == (18, 18)
+  assert [crop[0, 0], crop[0, 10], crop[10, 0], crop[10, 10]] == [0, 1, 6, 7]
+  assert (crop[8:10] == 0).all()  # The padding between rows.
+  whole = report.grid_crop(path, resolution=16, side=2)  # Not this grid's size.
+  assert whole.size == (58, 58)
 
 
 def test_pareto_front():

@@ -4,9 +4,9 @@ Convolutional Generative Adversarial Networks"), grayscale, 64-256 px.
 Follows the paper's guidelines: no pooling or fully connected hidden layers,
 BatchNorm in G (all but the output) and D (all but the input layer), ReLU + tanh
 in G, LeakyReLU(0.2) in D, weights ~ N(0, 0.02). Resolution changes use 4x4
-kernels with stride 2, run as the exactly equivalent matmul forms
-`layers.ConvTranspose4x4` (G) and `layers.Conv4x4Down` (D), whose gradients
-avoid XLA CPU's slow dilated convolutions (see layers.py).
+kernels with stride 2, as `layers.ConvTranspose4x4` (G) and
+`layers.Conv4x4Down` (D): the same functions, with forward and backward
+passes that avoid XLA CPU's slow input-dilated convolutions (see layers.py).
 
 Widths: `channels` at 4x4, halved per doubling of resolution and floored at
 `min_channels` (e.g. 256 -> 128 -> 64 -> 32 -> 32 at 64 px).

@@ -123,7 +123,7 @@ def _down_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _conv(x, kernel, (2, 2), ((1, 1), (1, 1)))
 
 
-def _up_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def _up_forward_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Transposed conv as a 2x2 stride-1 conv to the 4 output phases.
 
   Per axis, output row 2r + p - 1 reads padded input rows r, r + 1 (window tap
@@ -136,6 +136,42 @@ def _up_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
   phases = taps.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * o)
   z = _conv(x, phases, (1, 1), ((1, 1), (1, 1)))  # [B, H + 1, W + 1, 4 O]
   return depth_to_space(z, 2)[:, 1:-1, 1:-1]
+
+
+def _up_forward_overlap_add(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Transposed conv as one matmul to all 16 taps, then an overlap-add.
+
+  Output (2r + p - 1, 2t + q - 1) sums tap (2a + 1 - p, 2b + 1 - q) of input
+  (r - 1 + a, t - 1 + b): the matmul gives every tap of every input pixel,
+  [B, H, W, (a, b, p, q, o)], and shifting window (a, b) by (1 - a, 1 - b)
+  adds them up on the [H + 1, W + 1] grid of `_up_forward_phases`.
+  """
+  n, h, w, c = x.shape
+  o = kernel.shape[3]
+  taps = kernel.reshape(2, 2, 2, 2, c, o)[:, ::-1, :, ::-1]  # [a, p, b, q, c, o]
+  taps = taps.transpose(4, 0, 2, 1, 3, 5).reshape(c, 16 * o)
+  z = jax.lax.dot_general(
+    x,
+    taps.astype(x.dtype),
+    (((3,), (0,)), ((), ())),
+    preferred_element_type=jnp.promote_types(x.dtype, jnp.float32),
+  ).astype(x.dtype)
+  z = z.reshape(n, h, w, 2, 2, 4 * o)
+  pad = lambda a, b: ((0, 0), (1 - a, a), (1 - b, b), (0, 0))
+  s = sum(jnp.pad(z[:, :, :, a, b], pad(a, b)) for a in (0, 1) for b in (0, 1))
+  return depth_to_space(s, 2)[:, 1:-1, 1:-1]
+
+
+# Below this many output channels the phase conv has too few outputs to run
+# fast (4 O), and the single matmul + overlap-add wins: measured for the
+# 1-channel output layer of G, and for the input gradient of D's first layer.
+OVERLAP_ADD_MAX_FEATURES = 4
+
+
+def _up_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  if kernel.shape[3] <= OVERLAP_ADD_MAX_FEATURES:
+    return _up_forward_overlap_add(x, kernel)
+  return _up_forward_phases(x, kernel)
 
 
 def _kernel_grad_conv(x: jax.Array, g: jax.Array) -> jax.Array:

@@ -113,21 +113,47 @@ def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
   return sorted((run_dir / 'samples').glob('step_*.png'))
 
 
-def final_grids(study_dir: pathlib.Path, records: Sequence[dict], path: pathlib.Path) -> str | None:
-  """The last fixed-latent grid of each arm's first finished seed, side by side."""
+# Samples per side of the crops of a run's fixed-latent grid that the figures
+# show at native resolution: a whole grid scaled to a figure tile shrinks each
+# X-ray to a few pixels, and a crop is legible and smaller on disk.
+FINAL_GRID_SIDE = 3
+PROGRESSION_SIDE = 2
+GIF_GRAY_LEVELS = 32  # Posterised: the PNG strip keeps every level; a third of the bytes.
+
+
+def grid_crop(path: pathlib.Path, resolution: int, side: int) -> Image.Image:
+  """The top-left side x side samples of a grid written by images.make_grid (pad 2).
+
+  The whole grid when its size does not fit `resolution` (an arm that changed it).
+  """
+  grid = Image.open(path).convert('L')
+  cell = resolution + 2
+  if (grid.width + 2) % cell or (grid.height + 2) % cell:
+    return grid
+  extent = min(side * cell - 2, grid.width, grid.height)
+  return grid.crop((0, 0, extent, extent))
+
+
+def final_grids(
+  study_dir: pathlib.Path, records: Sequence[dict], path: pathlib.Path, resolution: int
+) -> str | None:
+  """The last fixed-latent grid of each arm's first finished seed, side by side (crops)."""
   tiles, names = [], []
   for record in records:
     if record['status'] != results.FINISHED or record['arm'] in names:
       continue
     grids = _grid_paths(study_dir / record['name'])
     if grids:
-      tiles.append(np.asarray(Image.open(grids[-1]).convert('L')))
+      tiles.append(np.asarray(grid_crop(grids[-1], resolution, FINAL_GRID_SIDE)))
       names.append(record['arm'])
   if not tiles:
     return None
-  cols = min(4, len(tiles))
+  cols = min(5, len(tiles))
   rows = -(-len(tiles) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+  inches = max(t.shape[1] for t in tiles) / 110  # save_figure's dpi: about one pixel per pixel.
+  fig, axes = plt.subplots(
+    rows, cols, figsize=(inches * cols, (inches + 0.25) * rows), squeeze=False
+  )
   for ax in axes.ravel():
     ax.axis('off')
   for ax, tile, name in zip(axes.ravel(), tiles, names):
@@ -136,8 +162,10 @@ def final_grids(study_dir: pathlib.Path, records: Sequence[dict], path: pathlib.
   return save_figure(fig, path)
 
 
-def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list[str]:
-  """The fixed-latent grid at successive steps: one PNG strip and an animated GIF."""
+def progression(
+  run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str, resolution: int
+) -> list[str]:
+  """The fixed-latent grid (a crop) at successive steps: a PNG strip and an animated GIF."""
   grids = _grid_paths(run_dir)
   if not grids:
     return []
@@ -145,9 +173,7 @@ def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list
     grids[i]
     for i in np.unique(np.linspace(0, len(grids) - 1, MAX_STRIP_FRAMES).round().astype(int))
   ]
-  frames = [Image.open(p).convert('L') for p in picks]
-  height = 128
-  frames = [f.resize((round(f.width * height / f.height), height), Image.LANCZOS) for f in frames]
+  frames = [grid_crop(p, resolution, PROGRESSION_SIDE) for p in picks]
   strip = np.concatenate(
     [np.pad(np.asarray(f), ((16, 0), (0, 4)), constant_values=255) for f in frames], axis=1
   )
@@ -162,7 +188,11 @@ def progression(run_dir: pathlib.Path, out_dir: pathlib.Path, stem: str) -> list
   names = [save_figure(fig, out_dir / f'{stem}_progression.png')]
   gif = out_dir / f'{stem}_progression.gif'
   with files.atomic_write(gif) as f:
-    frames[0].save(f, format='GIF', save_all=True, append_images=frames[1:], duration=600, loop=0)
+    step = 256 // GIF_GRAY_LEVELS
+    levels = [frame.point(lambda v: v // step * step + step // 2) for frame in frames]
+    levels[0].save(
+      f, format='GIF', save_all=True, append_images=levels[1:], duration=600, loop=0, optimize=True
+    )
   names.append(gif.name)
   return names
 
@@ -290,7 +320,8 @@ def write(
       summary, primary, fig_dir / 'pareto.png'
     )
     figures[f'Final {primary} per arm'] = plot_bars(summary, primary, fig_dir / 'bars.png')
-  grids = final_grids(study_dir, records, fig_dir / 'final_grids.png')
+  resolution = study.base.resolution
+  grids = final_grids(study_dir, records, fig_dir / 'final_grids.png', resolution)
   if grids:
     figures['Final fixed-latent grids'] = grids
   # Every run gets a strip and a GIF (report.progression='first_seed': only each
@@ -301,7 +332,9 @@ def write(
   for record in records:
     if not every_run and record['arm'] in shown:
       continue
-    made = progression(study_dir / record['name'], fig_dir, record['name'].replace('/', '_'))
+    made = progression(
+      study_dir / record['name'], fig_dir, record['name'].replace('/', '_'), resolution
+    )
     if not made:
       continue
     if record['arm'] not in shown:
