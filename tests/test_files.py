@@ -29,3 +29,12 @@ def test_sha256_and_cache_root(tmp_path, monkeypatch):
   monkeypatch.delenv(files.CACHE_ENV)
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
   assert files.cache_root() == tmp_path / 'xdg' / 'cxrgan_jax'
+
+
+def test_write_json_rounds_floats_to_significant_digits(tmp_path):
+  path = tmp_path / 'results.json'
+  value = {'a': [132.19346408457193, 1.23456789e-7, 3], 'b': {'c': float('nan'), 'd': 'x'}}
+  files.write_json(path, value, significant_digits=6)
+  got = json.loads(path.read_text())
+  assert got['a'] == [132.193, 1.23457e-07, 3] and got['b']['d'] == 'x'
+  assert got['b']['c'] != got['b']['c']  # NaN stays NaN.

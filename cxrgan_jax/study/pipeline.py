@@ -45,7 +45,9 @@ def write_report(
 ) -> pathlib.Path:
   records = results.collect(study_dir, all_runs)
   summary = results.summarize(records, **_report_settings(study))
-  files.write_json(study_dir / RESULTS_FILE, {'runs': records, 'summary': summary})
+  files.write_json(
+    study_dir / RESULTS_FILE, {'runs': records, 'summary': summary}, significant_digits=6
+  )
   return report.write(study, study_dir, records, summary)
 
 

@@ -290,7 +290,9 @@ def write(study, study_dir: pathlib.Path, records: list[dict]) -> tuple[dict, pa
         records, summary, fig_dir / 'fd_vs_tstr_accuracy.png'
       )
     text = markdown_gan_utility(study, summary, records, figures)
-  files.write_json(study_dir / 'results.json', {'runs': records, 'summary': summary})
+  files.write_json(
+    study_dir / 'results.json', {'runs': records, 'summary': summary}, significant_digits=6
+  )
   path = study_dir / 'report.md'
   files.write_text(path, text)
   return summary, path
