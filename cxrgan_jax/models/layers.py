@@ -225,60 +225,35 @@ def _kernel_grad_forward(x: jax.Array, g: jax.Array) -> jax.Array:
   return _kernel_grad_conv(x, g)
 
 
-@jax.custom_vjp
-def _down(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return _down_forward(x, kernel)
+def _with_vjp(forward: Callable, backward: Callable) -> Callable:
+  """forward(a, b) as a `jax.custom_vjp` with backward(a, b, cotangent) -> (da, db).
+
+  The forward rule calls the custom function itself, not `forward`: under a
+  second derivative (R1) the outer differentiation sees the forward pass too,
+  and must meet the custom rules there as well.
+  """
+  f = jax.custom_vjp(forward)
+  f.defvjp(lambda a, b: (f(a, b), (a, b)), lambda inputs, ct: backward(*inputs, ct))
+  return f
 
 
-# The forward rules call the custom functions, not the plain forms: under a
-# second derivative (R1) the outer differentiation sees these forward passes
-# too, and must meet the custom rules there as well.
-def _down_vjp_forward(x, kernel):
-  return _down(x, kernel), (x, kernel)
-
-
-def _down_vjp_backward(residuals, g):
-  x, kernel = residuals
+def _down_backward(x, kernel, g):
   return _up(g, _adjoint_kernel(kernel)), _kernel_grad(x, g)
 
 
-_down.defvjp(_down_vjp_forward, _down_vjp_backward)
-
-
-@jax.custom_vjp
-def _up(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return _up_forward(x, kernel)
-
-
-def _up_vjp_forward(x, kernel):
-  return _up(x, kernel), (x, kernel)
-
-
-def _up_vjp_backward(residuals, g):
+def _up_backward(x, kernel, g):
   # <_up(x, k), g> = <x, _down(g, adj k)>, and adj is its own adjoint.
-  x, kernel = residuals
   return _down(g, _adjoint_kernel(kernel)), _adjoint_kernel(_kernel_grad(g, x))
 
 
-_up.defvjp(_up_vjp_forward, _up_vjp_backward)
-
-
-@jax.custom_vjp
-def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
-  return _kernel_grad_forward(x, g)
-
-
-def _kernel_grad_vjp_forward(x, g):
-  return _kernel_grad(x, g), (x, g)
-
-
-def _kernel_grad_vjp_backward(residuals, k_bar):
+def _kernel_grad_backward(x, g, k_bar):
   # <_kernel_grad(x, g), k_bar> = <_down(x, k_bar), g> = <x, _up(g, adj k_bar)>.
-  x, g = residuals
   return _up(g, _adjoint_kernel(k_bar)), _down(x, k_bar)
 
 
-_kernel_grad.defvjp(_kernel_grad_vjp_forward, _kernel_grad_vjp_backward)
+_down = _with_vjp(_down_forward, _down_backward)
+_up = _with_vjp(_up_forward, _up_backward)
+_kernel_grad = _with_vjp(_kernel_grad_forward, _kernel_grad_backward)
 
 
 def _check_kernel(kernel: jax.Array, channels: int) -> None:
