@@ -118,7 +118,7 @@ def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
 # X-ray to a few pixels, and a crop is legible and smaller on disk.
 FINAL_GRID_SIDE = 3
 PROGRESSION_SIDE = 2
-GIF_GRAY_LEVELS = 32  # Posterised: the PNG strip keeps every level; a third of the bytes.
+GIF_GRAY_LEVELS = 32  # Posterised: the PNG strip keeps every level; half the bytes.
 
 
 def grid_crop(path: pathlib.Path, resolution: int, side: int) -> Image.Image:
