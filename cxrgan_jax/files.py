@@ -46,8 +46,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any, significant_digits: int | None = None) -> None:
   """Indented, key-sorted JSON with a final newline, written atomically.
 
-  `significant_digits` rounds every float (committed result files: a third
-  smaller, and 17-digit scores claim a precision no measurement here has).
+  `significant_digits` rounds every float (committed result files: about
+  15% smaller, and 17-digit scores claim a precision no measurement here has).
   """
   if significant_digits is not None:
     obj = _round_floats(obj, significant_digits)

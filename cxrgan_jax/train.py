@@ -57,7 +57,7 @@ class TimeBudget:
   def reached(self, step: int) -> bool:
     if not self._limit or step % self._every:
       return False
-    done = np.asarray(self.spent_before + time.time() - self._start >= self._limit)
+    done = np.asarray(self.seconds_left() <= 0.0)
     if jax.process_count() > 1:
       done = multihost_utils.broadcast_one_to_all(done)
     return bool(done)
