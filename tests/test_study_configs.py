@@ -74,4 +74,4 @@ def test_the_chosen_setting_is_the_config_users_train(class_name):
   assert config.max_train_minutes == study.budget.minutes
   for field in ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset'):
     assert config[field] == run.config[field], field
-  assert len(study.seeds) == 4 and set(hparams.get_config(class_name).seeds) < set(study.seeds)
+  assert len(study.seeds) == 8 and set(hparams.get_config(class_name).seeds) < set(study.seeds)

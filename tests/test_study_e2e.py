@@ -185,8 +185,11 @@ def subprocess_env(cache_dir=None):
 
 
 def test_sigkilled_study_resumes_with_the_same_command(demo_tfds_dir, tmp_path, compilation_cache):
-  # Worker 0 of 5 owns exactly one run: default/seed0.
-  command = study_command(tmp_path, demo_tfds_dir, '--worker=0/5')
+  # Worker 0 of 5 owns exactly one run: default/seed0. 8 steps instead of the
+  # smoke budget's 4 leave the run 6 steps and 3 scorings to go when it is
+  # killed after its first checkpoint: with 4, a fast machine could finish
+  # the run between two polls.
+  command = study_command(tmp_path, demo_tfds_dir, '--worker=0/5', '--config.budget.steps=8')
   proc = subprocess.Popen(
     command,
     cwd=ROOT,
@@ -210,7 +213,7 @@ def test_sigkilled_study_resumes_with_the_same_command(demo_tfds_dir, tmp_path, 
   assert done.returncode == 0, done.stderr[-3000:]
   assert 'Resumed from step' in done.stderr
   assert results.read_run(run_dir)['status'] == results.FINISHED
-  assert [s['step'] for s in results.read_run(run_dir)['scores']] == [2, 4]
+  assert [s['step'] for s in results.read_run(run_dir)['scores']] == [2, 4, 6, 8]
   assert (tmp_path / 'report.md').is_file()
 
 
