@@ -101,17 +101,40 @@ def avg_pool_2x(x: jax.Array) -> jax.Array:
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
+def _accumulator(dtype) -> jnp.dtype:
+  """Products of `dtype` accumulate in at least float32."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def _conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
-  """An undilated conv in x's dtype, accumulating in at least float32."""
+  """An undilated conv in x's dtype."""
   y = jax.lax.conv_general_dilated(
     x,
     kernel.astype(x.dtype),
     strides,
     padding,
     dimension_numbers=_NHWC,
-    preferred_element_type=jnp.promote_types(x.dtype, jnp.float32),
+    preferred_element_type=_accumulator(x.dtype),
   )
   return y.astype(x.dtype)
+
+
+def _dot(x: jax.Array, y: jax.Array, dimension_numbers) -> jax.Array:
+  """A `dot_general` in x's dtype."""
+  out = jax.lax.dot_general(
+    x, y.astype(x.dtype), dimension_numbers, preferred_element_type=_accumulator(x.dtype)
+  )
+  return out.astype(x.dtype)
+
+
+def _phase_taps(kernel: jax.Array) -> jax.Array:
+  """[4, 4, C, O] -> [a, p, b, q, C, O] holding tap (2a + 1 - p, 2b + 1 - q).
+
+  Output phase p of the transposed conv reads window tap a through kernel tap
+  2a + 1 - p (per axis; see `_up_forward_phases`).
+  """
+  c, o = kernel.shape[2:]
+  return kernel.reshape(2, 2, 2, 2, c, o)[:, ::-1, :, ::-1]
 
 
 def _pad1(x: jax.Array) -> jax.Array:
@@ -136,8 +159,7 @@ def _up_forward_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """
   n, h, w, c = x.shape
   o = kernel.shape[3]
-  taps = kernel.reshape(2, 2, 2, 2, c, o)[:, ::-1, :, ::-1]  # [a, p, b, q, c, o]
-  phases = taps.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * o)
+  phases = _phase_taps(kernel).transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, c, 4 * o)
   z = _conv(x, phases, (1, 1), ((1, 1), (1, 1)))  # [B, H + 1, W + 1, 4 O]
   return depth_to_space(z, 2)[:, 1:-1, 1:-1]
 
@@ -152,14 +174,8 @@ def _up_forward_overlap_add(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """
   n, h, w, c = x.shape
   o = kernel.shape[3]
-  taps = kernel.reshape(2, 2, 2, 2, c, o)[:, ::-1, :, ::-1]  # [a, p, b, q, c, o]
-  taps = taps.transpose(4, 0, 2, 1, 3, 5).reshape(c, 16 * o)
-  z = jax.lax.dot_general(
-    x,
-    taps.astype(x.dtype),
-    (((3,), (0,)), ((), ())),
-    preferred_element_type=jnp.promote_types(x.dtype, jnp.float32),
-  ).astype(x.dtype)
+  taps = _phase_taps(kernel).transpose(4, 0, 2, 1, 3, 5).reshape(c, 16 * o)
+  z = _dot(x, taps, (((3,), (0,)), ((), ())))
   z = z.reshape(n, h, w, 2, 2, 4 * o)
   pad = lambda a, b: ((0, 0), (1 - a, a), (1 - b, b), (0, 0))
   s = sum(jnp.pad(z[:, :, :, a, b], pad(a, b)) for a in (0, 1) for b in (0, 1))
@@ -197,15 +213,10 @@ def _kernel_grad_matmul(x: jax.Array, g: jax.Array) -> jax.Array:
   o = g.shape[-1]
   s = _pad1(x).reshape(n, h // 2 + 1, 2, w // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
   shifted = [jnp.pad(g, ((0, 0), (a, 1 - a), (b, 1 - b), (0, 0))) for a in (0, 1) for b in (0, 1)]
-  gs = jnp.concatenate(shifted, -1).astype(x.dtype)  # [B, H/2+1, W/2+1, (a, b, o)]
-  taps = jax.lax.dot_general(
-    s.reshape(-1, 4 * c),
-    gs.reshape(-1, 4 * o),
-    (((0,), (0,)), ((), ())),
-    preferred_element_type=jnp.promote_types(x.dtype, jnp.float32),
-  )  # [(p, q, c), (a, b, o)]
+  gs = jnp.concatenate(shifted, -1)  # [B, H/2+1, W/2+1, (a, b, o)]
+  taps = _dot(s.reshape(-1, 4 * c), gs.reshape(-1, 4 * o), (((0,), (0,)), ((), ())))
   taps = taps.reshape(2, 2, c, 2, 2, o).transpose(3, 0, 4, 1, 2, 5)  # [a, p, b, q, c, o]
-  return taps.reshape(4, 4, c, o).astype(x.dtype)
+  return taps.reshape(4, 4, c, o)
 
 
 # From which input size and channels `_kernel_grad_matmul` beats the conv:
