@@ -27,6 +27,10 @@ def get_config() -> ml_collections.ConfigDict:
   # fixed per image: the noise study's "noisy data". 0 = clean.
   config.data_noise_std = 0.0
   config.num_data_workers = 0  # grain worker processes; 0 decodes in-process.
+  # Keep each decoded, resized training image in memory after its first use
+  # (N * R^2 bytes per process): later epochs skip PNG decoding, which costs
+  # as much CPU as a small model's step. False decodes every time.
+  config.cache_images = True
   config.shuffle_buffer_size = 0  # unused by grain's global shuffle; kept 0.
 
   # --- Models (cxrgan_jax/models) -------------------------------------------

@@ -223,6 +223,46 @@ def test_load_images(demo_tfds_dir):
   assert set(sample(0)) != set(sample(1))
 
 
+def test_cached_images_give_the_same_batches_and_decode_once(demo_tfds_dir):
+  """The in-memory cache changes only the cost: the same batches over three
+  epochs (and after a resume) as decoding every time, one decode per record."""
+  config = _config(demo_tfds_dir, batch_size=4, resolution=64)
+  n = input_pipeline.num_examples(config.dataset, 'train', demo_tfds_dir)
+  steps = 3 * n // 4
+  config.cache_images = False
+  uncached = _take(input_pipeline.create_train_iterator(config, seed=0), steps)
+  config.cache_images = True
+  cached_iterator = input_pipeline.create_train_iterator(config, seed=0)
+  cached = _take(cached_iterator, steps // 2)
+  state = json.loads(json.dumps(cached_iterator.get_state()))
+  cached += _take(cached_iterator, steps - steps // 2)
+  _assert_batches_equal(cached, uncached)
+  resumed = input_pipeline.create_train_iterator(config, seed=0)
+  resumed.set_state(state)
+  _assert_batches_equal(_take(resumed, steps - steps // 2), uncached[steps // 2 :])
+
+  reads = []
+
+  class CountingSource:
+    def __init__(self, source):
+      self._source = source
+
+    def __len__(self):
+      return len(self._source)
+
+    def __getitem__(self, index):
+      reads.append(index)
+      return self._source[index]
+
+  source = input_pipeline._data_source(config.dataset, 'train', demo_tfds_dir)
+  decoded = input_pipeline._Decoded(CountingSource(source), 64, cache=True)
+  first = [decoded[i % n]['image'].copy() for i in range(3 * n)]
+  assert sorted(reads) == list(range(n))  # Each record read once.
+  for i in range(n):
+    np.testing.assert_array_equal(first[i], first[i + 2 * n])
+    assert first[i].shape == (64, 64, 1) and first[i].dtype == np.uint8
+
+
 def test_pipeline_pixels_match_stored_images(demo_tfds_dir):
   """At the stored size the pipeline only rescales uint8 to [-1, 1]."""
   stored = input_pipeline.load_images(
