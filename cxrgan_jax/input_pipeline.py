@@ -9,7 +9,6 @@ device-shaped float batches; evaluation gets whole splits as uint8 arrays.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from absl import flags
 import grain
