@@ -43,15 +43,37 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     f.write(text)
 
 
-def write_json(path: str | os.PathLike, obj: Any, significant_digits: int | None = None) -> None:
+def write_json(
+  path: str | os.PathLike,
+  obj: Any,
+  significant_digits: int | None = None,
+  inline_depth: int | None = None,
+) -> None:
   """Indented, key-sorted JSON with a final newline, written atomically.
 
   `significant_digits` rounds every float (committed result files: about
   15% smaller, and 17-digit scores claim a precision no measurement here has).
+  `inline_depth` writes every value nested that deep on one line: a study's
+  scored points one per line, a quarter fewer bytes and still diffable.
   """
   if significant_digits is not None:
     obj = _round_floats(obj, significant_digits)
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+  write_text(path, _dumps(obj, 0, inline_depth) + '\n')
+
+
+def _dumps(obj: Any, depth: int, inline_depth: int | None) -> str:
+  if inline_depth is None:
+    return json.dumps(obj, indent=2, sort_keys=True)
+  if depth >= inline_depth or not isinstance(obj, (dict, list)) or not obj:
+    return json.dumps(obj, sort_keys=True)
+  pad, end = '  ' * (depth + 1), '  ' * depth
+  if isinstance(obj, dict):
+    items = [
+      f'{pad}{json.dumps(k)}: {_dumps(obj[k], depth + 1, inline_depth)}' for k in sorted(obj)
+    ]
+    return '{\n' + ',\n'.join(items) + f'\n{end}}}'
+  items = [pad + _dumps(v, depth + 1, inline_depth) for v in obj]
+  return '[\n' + ',\n'.join(items) + f'\n{end}]'
 
 
 def _round_floats(obj: Any, digits: int) -> Any:

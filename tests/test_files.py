@@ -38,3 +38,17 @@ def test_write_json_rounds_floats_to_significant_digits(tmp_path):
   got = json.loads(path.read_text())
   assert got['a'] == [132.193, 1.23457e-07, 3] and got['b']['d'] == 'x'
   assert got['b']['c'] != got['b']['c']  # NaN stays NaN.
+
+
+def test_write_json_inline_depth_puts_deep_values_on_one_line(tmp_path):
+  path = tmp_path / 'results.json'
+  value = {
+    'runs': [{'name': 'a/seed0', 'scores': [{'fd': 1.5, 'step': 2}, {'fd': 1.0, 'step': 4}]}]
+  }
+  files.write_json(path, value, inline_depth=4)
+  text = path.read_text()
+  assert json.loads(text) == value
+  assert '      {"fd": 1.5, "step": 2},\n' in text  # One scored point per line.
+  assert text.count('\n') == 11
+  files.write_json(path, {'empty': {}, 'x': []}, inline_depth=1)
+  assert json.loads(path.read_text()) == {'empty': {}, 'x': []}

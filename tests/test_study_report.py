@@ -100,6 +100,13 @@ def test_summary_verdicts_failures_and_figures(tmp_path):
   ):
     assert (figures / name).stat().st_size > 0, name
     assert f'({report.FIGURES}/{name})' in text
+  # Sample figures: gray, posterised; plots: a small palette.
+  for name in ('final_grids.png', 'better_seed1_progression.png'):
+    figure = Image.open(figures / name)
+    assert figure.mode == 'L', name
+    assert len(np.unique(np.asarray(figure))) <= report.SAMPLE_GRAY_LEVELS, name
+  plot = Image.open(figures / 'curves_fd_cxr.png')
+  assert plot.mode == 'P' and len(plot.getcolors()) <= report.PLOT_COLOURS
   gif = Image.open(figures / 'default_seed0_progression.gif')
   assert gif.n_frames == 3
   gif.seek(2)  # Posterised to GIF_GRAY_LEVELS: 80 -> the centre of its level.

@@ -46,7 +46,10 @@ def write_report(
   records = results.collect(study_dir, all_runs)
   summary = results.summarize(records, **_report_settings(study))
   files.write_json(
-    study_dir / RESULTS_FILE, {'runs': records, 'summary': summary}, significant_digits=6
+    study_dir / RESULTS_FILE,
+    {'runs': records, 'summary': summary},
+    significant_digits=6,
+    inline_depth=report.RESULTS_INLINE_DEPTH,
   )
   return report.write(study, study_dir, records, summary)
 

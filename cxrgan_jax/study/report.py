@@ -25,27 +25,52 @@ FIGURES = 'figures'
 MAX_STRIP_FRAMES = 8
 
 
-def save_figure(fig, path: pathlib.Path) -> str:
-  """A 256-colour PNG: the committed reports stay small (a third of RGBA's size)."""
+# The committed reports stay small: plots as 64-colour PNGs (a third of RGBA's
+# size, lines and text unchanged to the eye), sample figures as gray PNGs
+# posterised to 64 levels (half the bytes of 256; samples look the same).
+PLOT_COLOURS = 64
+SAMPLE_GRAY_LEVELS = 64
+# results.json: each scored point on one line (runs > run > scores > point).
+RESULTS_INLINE_DEPTH = 4
+
+
+def posterise(image: Image.Image, levels: int) -> Image.Image:
+  """A gray image with `levels` evenly spaced levels, each at its bin's centre."""
+  step = 256 // levels
+  return image.convert('L').point(lambda v: v // step * step + step // 2)
+
+
+def save_figure(fig, path: pathlib.Path, samples: bool = False) -> str:
+  """A small PNG of a figure: palette for plots, posterised gray for `samples`."""
   path.parent.mkdir(parents=True, exist_ok=True)
   buffer = io.BytesIO()
   fig.savefig(buffer, dpi=110, bbox_inches='tight', format='png')
   plt.close(fig)
-  image = Image.open(buffer).convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+  image = Image.open(buffer)
+  if samples:
+    image = posterise(image, SAMPLE_GRAY_LEVELS)
+  else:
+    image = image.convert('RGB').quantize(colors=PLOT_COLOURS, method=Image.Quantize.MEDIANCUT)
   with files.atomic_write(path) as f:
     image.save(f, format='PNG', optimize=True)
   return path.name
+
+
+def _arm_colour(index: int, num_arms: int):
+  """Matplotlib's 10-colour cycle, or tab20's 20 where more arms would share one."""
+  return f'C{index}' if num_arms <= 10 else plt.get_cmap('tab20')(index % 20)
 
 
 def plot_curves(records: Sequence[dict], metric: str, path: pathlib.Path) -> str:
   """metric against training seconds; one colour per arm, one line per seed."""
   fig, ax = plt.subplots(figsize=(7, 4.5))
   colours = {}
+  arms = {r['arm'] for r in records}
   for record in records:
     points = [(s['seconds'], s[metric]) for s in record['scores'] if s.get(metric) is not None]
     if not points:
       continue
-    colour = colours.setdefault(record['arm'], f'C{len(colours) % 10}')
+    colour = colours.setdefault(record['arm'], _arm_colour(len(colours), len(arms)))
     x, y = zip(*points)
     label = (
       record['arm']
@@ -118,7 +143,7 @@ def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
 # X-ray to a few pixels, and a crop is legible and smaller on disk.
 FINAL_GRID_SIDE = 3
 PROGRESSION_SIDE = 2
-GIF_GRAY_LEVELS = 32  # Posterised: the PNG strip keeps every level; half the bytes.
+GIF_GRAY_LEVELS = 32  # Coarser than the PNGs': GIF compresses levels less well.
 
 
 def grid_crop(path: pathlib.Path, resolution: int, side: int) -> Image.Image:
@@ -159,7 +184,7 @@ def final_grids(
   for ax, tile, name in zip(axes.ravel(), tiles, names):
     ax.imshow(tile, cmap='gray', vmin=0, vmax=255)
     ax.set_title(name, fontsize=7)
-  return save_figure(fig, path)
+  return save_figure(fig, path, samples=True)
 
 
 def progression(
@@ -185,11 +210,10 @@ def progression(
     ax.text(x + 2, 12, f'step {int(path.stem.split("_")[1])}', fontsize=6)
     x += frame.width + 4
   out_dir.mkdir(parents=True, exist_ok=True)
-  names = [save_figure(fig, out_dir / f'{stem}_progression.png')]
+  names = [save_figure(fig, out_dir / f'{stem}_progression.png', samples=True)]
   gif = out_dir / f'{stem}_progression.gif'
   with files.atomic_write(gif) as f:
-    step = 256 // GIF_GRAY_LEVELS
-    levels = [frame.point(lambda v: v // step * step + step // 2) for frame in frames]
+    levels = [posterise(frame, GIF_GRAY_LEVELS) for frame in frames]
     levels[0].save(
       f, format='GIF', save_all=True, append_images=levels[1:], duration=600, loop=0, optimize=True
     )

@@ -291,7 +291,10 @@ def write(study, study_dir: pathlib.Path, records: list[dict]) -> tuple[dict, pa
       )
     text = markdown_gan_utility(study, summary, records, figures)
   files.write_json(
-    study_dir / 'results.json', {'runs': records, 'summary': summary}, significant_digits=6
+    study_dir / 'results.json',
+    {'runs': records, 'summary': summary},
+    significant_digits=6,
+    inline_depth=gan_report.RESULTS_INLINE_DEPTH,
   )
   path = study_dir / 'report.md'
   files.write_text(path, text)
