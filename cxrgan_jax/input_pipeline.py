@@ -83,9 +83,9 @@ class _Decoded:
   Decoding a PNG and resizing it costs about as much CPU as a small model's
   train step per image (bench/README.md), so with `cache` each record is
   decoded once per process and kept: later epochs only index memory
-  (N * R * R bytes: 7 MB for the 1,748 bacterial training images at 64^2). The cache fills lazily,
-  so a run starts as fast as without it; a record decoded twice by two
-  threads at once is the same array written twice.
+  (N * R * R bytes: 7 MB for the 1,748 bacterial training images at 64^2).
+  The cache fills lazily, so a run starts as fast as without it; a record
+  decoded twice by two threads at once is the same array written twice.
   """
 
   def __init__(self, source, resolution: int, cache: bool):

@@ -45,12 +45,7 @@ def write_report(
 ) -> pathlib.Path:
   records = results.collect(study_dir, all_runs)
   summary = results.summarize(records, **_report_settings(study))
-  files.write_json(
-    study_dir / RESULTS_FILE,
-    {'runs': records, 'summary': summary},
-    significant_digits=6,
-    inline_depth=report.RESULTS_INLINE_DEPTH,
-  )
+  report.write_results(study_dir / RESULTS_FILE, records, summary)
   return report.write(study, study_dir, records, summary)
 
 

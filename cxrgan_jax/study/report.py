@@ -34,6 +34,16 @@ SAMPLE_GRAY_LEVELS = 64
 RESULTS_INLINE_DEPTH = 4
 
 
+def write_results(path: pathlib.Path, records: Sequence[dict], summary: dict) -> None:
+  """A study's results.json: every run's record and the summary, floats rounded."""
+  files.write_json(
+    path,
+    {'runs': records, 'summary': summary},
+    significant_digits=6,
+    inline_depth=RESULTS_INLINE_DEPTH,
+  )
+
+
 def posterise(image: Image.Image, levels: int) -> Image.Image:
   """A gray image with `levels` evenly spaced levels, each at its bin's centre."""
   step = 256 // levels

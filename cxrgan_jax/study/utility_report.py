@@ -290,12 +290,7 @@ def write(study, study_dir: pathlib.Path, records: list[dict]) -> tuple[dict, pa
         records, summary, fig_dir / 'fd_vs_tstr_accuracy.png'
       )
     text = markdown_gan_utility(study, summary, records, figures)
-  files.write_json(
-    study_dir / 'results.json',
-    {'runs': records, 'summary': summary},
-    significant_digits=6,
-    inline_depth=gan_report.RESULTS_INLINE_DEPTH,
-  )
+  gan_report.write_results(study_dir / 'results.json', records, summary)
   path = study_dir / 'report.md'
   files.write_text(path, text)
   return summary, path
