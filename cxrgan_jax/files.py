@@ -13,7 +13,7 @@ import json
 import math
 import os
 import pathlib
-import tempfile
+import secrets
 from typing import IO, Any
 
 CACHE_ENV = 'CXRGAN_CACHE'
@@ -28,14 +28,28 @@ def atomic_write(path: str | os.PathLike, mode: str = 'wb') -> Iterator[IO]:
   """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-  os.close(fd)
+  tmp = _create_temporary(path)
   try:
     with open(tmp, mode) as f:
       yield f
     os.replace(tmp, path)
   finally:
     pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def _create_temporary(path: pathlib.Path) -> pathlib.Path:
+  """A new empty file beside `path`, with the permissions the umask gives.
+
+  Not `tempfile.mkstemp`: its files are 0600, which would leave results
+  unreadable to the rest of a group sharing a workdir.
+  """
+  while True:
+    tmp = path.parent / f'.{path.name}.{secrets.token_hex(6)}.tmp'
+    try:
+      os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+      return tmp
+    except FileExistsError:
+      continue
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,6 +1,8 @@
 """files: writes appear whole or not at all; one cache root."""
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -19,6 +21,19 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
   # The old content is intact and no temporary file is left behind.
   assert json.loads(path.read_text()) == {'a': [1, 2], 'b': 1}
   assert [p.name for p in path.parent.iterdir()] == ['data.json']
+
+
+def test_atomic_write_gives_the_umask_permissions(tmp_path):
+  # A workdir shared by a group must stay readable: not mkstemp's 0600.
+  old_umask = os.umask(0o022)
+  try:
+    files.write_text(tmp_path / 'a.txt', 'x')
+    os.umask(0o002)
+    files.write_text(tmp_path / 'b.txt', 'x')
+  finally:
+    os.umask(old_umask)
+  assert stat.S_IMODE((tmp_path / 'a.txt').stat().st_mode) == 0o644
+  assert stat.S_IMODE((tmp_path / 'b.txt').stat().st_mode) == 0o664
 
 
 def test_sha256_and_cache_root(tmp_path, monkeypatch):
