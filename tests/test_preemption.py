@@ -68,12 +68,16 @@ def test_one_process_stops_on_the_first_signal_and_dies_on_the_second():
   assert out.startswith('stop ') and out.split()[2] == str(int(signal.SIGINT)), out
 
   # The loop below never asks the watcher: a second SIGTERM must still end it.
+  # Short sleeps, like a training loop's steps: the kernel may hand the signal
+  # to any of JAX's threads, and Python runs its handler on the main thread
+  # between bytecodes, so one long sleep would not see it for 120 s.
   proc = subprocess.Popen(
     [
       sys.executable,
       '-c',
       'import time\nfrom cxrgan_jax import preemption\n'
-      'with preemption.Watcher():\n  print("ready", flush=True)\n  time.sleep(120)',
+      'with preemption.Watcher():\n  print("ready", flush=True)\n'
+      '  for _ in range(1200):\n    time.sleep(0.1)',
     ],
     cwd=ROOT,
     env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT)),

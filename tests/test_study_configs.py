@@ -7,6 +7,7 @@ import pytest
 from configs import cpu_best
 from configs.studies import chosen
 from configs.studies import common
+from configs.studies import ema
 from configs.studies import gan_utility
 from configs.studies import hparams
 from configs.studies import noise
@@ -16,7 +17,13 @@ from cxrgan_jax.study import runner
 from cxrgan_jax.study import spec
 from cxrgan_jax.study import utility
 
-STUDIES = {'noise': noise, 'hparams': hparams, 'precision': precision, 'chosen': chosen}
+STUDIES = {
+  'noise': noise,
+  'hparams': hparams,
+  'precision': precision,
+  'chosen': chosen,
+  'ema': ema,
+}
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
 

@@ -150,6 +150,12 @@ def test_every_metric_table_and_first_seed_progression(tmp_path):
   assert '| `better` | 0 [' in text and 'negligible |' in text  # Same 1-NN as default.
   made = sorted(p.name for p in (tmp_path / report.FIGURES).glob('*_progression.png'))
   assert made == ['better_seed0_progression.png', 'default_seed0_progression.png']
+  study.report.progression = 'none'
+  for path in (tmp_path / report.FIGURES).glob('*_progression.*'):
+    path.unlink()
+  text = report.write(study, tmp_path, records, summary).read_text()
+  assert 'progression' not in text
+  assert not list((tmp_path / report.FIGURES).glob('*_progression.*'))
 
 
 def test_every_arm_against_the_peer(tmp_path):

@@ -75,6 +75,7 @@ def test_explicit_arms_and_int_for_float_fields():
     ({'sweep': [('loss', ['hinge'])], 'seeds': [1, 1]}, 'seeds must be'),
     ({'sweep': [('loss', ['hinge'])], 'budget': {'steps': 0, 'minutes': 0}}, 'budget needs'),
     ({'sweep': [('loss', ['hinge'])], 'eval': {'every_steps': 0}}, 'eval.every_steps'),
+    ({'sweep': [('loss', ['hinge'])], 'report': {'progression': 'first'}}, 'report.progression'),
   ],
 )
 def test_bad_studies_fail_naming_the_field(fields, message):

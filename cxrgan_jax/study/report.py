@@ -359,12 +359,12 @@ def write(
   if grids:
     figures['Final fixed-latent grids'] = grids
   # Every run gets a strip and a GIF (report.progression='first_seed': only each
-  # arm's first seed, to keep committed results small); the report shows each
-  # arm's first seed and links the rest.
-  every_run = (study.get('report') or {}).get('progression', 'all') == 'all'
+  # arm's first seed, to keep committed results small; 'none': no run); the
+  # report shows each arm's first seed and links the rest.
+  mode = (study.get('report') or {}).get('progression', 'all')
   strips, shown = [], set()
   for record in records:
-    if not every_run and record['arm'] in shown:
+    if mode == 'none' or (mode == 'first_seed' and record['arm'] in shown):
       continue
     made = progression(
       study_dir / record['name'], fig_dir, record['name'].replace('/', '_'), resolution

@@ -27,6 +27,9 @@ from typing import Any
 import ml_collections
 
 CONTROL_ARM = 'default'
+# Which runs get a progression strip and GIF in the report: every run, each
+# arm's first seed, or none (a study whose runs another report already shows).
+PROGRESSION_MODES = ('all', 'first_seed', 'none')
 
 
 class StudyError(ValueError):
@@ -158,6 +161,9 @@ def runs(study: ml_collections.ConfigDict) -> list[Run]:
   every = study.eval.get('every_steps', 0)
   if not isinstance(every, int) or every < 1:
     raise StudyError(f'eval.every_steps must be an int >= 1, got {every!r}')
+  mode = (study.get('report') or {}).get('progression', 'all')
+  if mode not in PROGRESSION_MODES:
+    raise StudyError(f'report.progression must be one of {PROGRESSION_MODES}, got {mode!r}')
   out = []
   for arm, overrides in arms(study).items():
     for seed in seeds:
