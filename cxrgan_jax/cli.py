@@ -1,4 +1,5 @@
-"""What the binaries share: a config file read by config_flags, with short flags.
+"""What the binaries share: a config file read by config_flags, with short flags;
+their XLA CPU defaults.
 
 Each binary reads its settings as an ml_collections config (configs/eval.py,
 configs/classifier.py), overridable field by field as `--config.FIELD=VALUE`.
@@ -23,7 +24,8 @@ CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 
 
 # XLA CPU runs convolutions in YNNPACK by default; its own convolutions ran
-# this project's train steps 12-31% faster (bench/README.md, "XLA CPU flags").
+# this project's wide train steps 12-31% faster (bench/README.md, "XLA's
+# convolutions instead of YNNPACK's").
 # An unknown flag in XLA_FLAGS is fatal, so it is set only for the jaxlib
 # versions it was measured on.
 YNN_FLAG = 'xla_cpu_experimental_ynn_fusion_type'
