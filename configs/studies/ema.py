@@ -20,10 +20,11 @@ from configs.studies import common
 
 
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
+  scale = common.parse_arg(arg)[1]
   study = chosen.get_config(arg)
   study.name = study.name.replace('chosen_', 'ema_')
   study.description = 'An EMA of G on top of the chosen CPU setting, at the same wall-clock budget.'
-  if common.parse_arg(arg)[1] != 'smoke':
+  if scale != 'smoke':
     for field, value in cpu_best.OVERRIDES.items():
       study.base[field] = value
   study.arms = [{'name': 'default', 'overrides': {}}]
@@ -31,7 +32,7 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     {'name': f'ema={decay:g}', 'overrides': {'ema_decay': decay}} for decay in (0.99, 0.999)
   ]
   study.peers = []
-  if common.parse_arg(arg)[1] == 'cpu':
+  if scale == 'cpu':
     study.seeds = list(range(4))
     # Its control runs are the chosen setting, whose progression studies/chosen_*
     # shows; the curves show what the EMA does, and the results stay small.

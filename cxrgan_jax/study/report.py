@@ -20,6 +20,7 @@ from PIL import Image  # noqa: E402
 
 from cxrgan_jax import files  # noqa: E402
 from cxrgan_jax.study import results  # noqa: E402
+from cxrgan_jax.study import spec  # noqa: E402
 
 FIGURES = 'figures'
 MAX_STRIP_FRAMES = 8
@@ -361,7 +362,7 @@ def write(
   # Every run gets a strip and a GIF (report.progression='first_seed': only each
   # arm's first seed, to keep committed results small; 'none': no run); the
   # report shows each arm's first seed and links the rest.
-  mode = (study.get('report') or {}).get('progression', 'all')
+  mode = spec.progression_mode(study)
   strips, shown = [], set()
   for record in records:
     if mode == 'none' or (mode == 'first_seed' and record['arm'] in shown):

@@ -150,6 +150,10 @@ def _budget(study) -> tuple[int | None, float | None]:
   return steps or None, minutes or None
 
 
+def progression_mode(study: ml_collections.ConfigDict) -> str:
+  return (study.get('report') or {}).get('progression', 'all')
+
+
 def runs(study: ml_collections.ConfigDict) -> list[Run]:
   """Every (arm, seed) run with its full training config, arms-major order."""
   for key in ('base', 'seeds', 'budget', 'eval'):
@@ -161,7 +165,7 @@ def runs(study: ml_collections.ConfigDict) -> list[Run]:
   every = study.eval.get('every_steps', 0)
   if not isinstance(every, int) or every < 1:
     raise StudyError(f'eval.every_steps must be an int >= 1, got {every!r}')
-  mode = (study.get('report') or {}).get('progression', 'all')
+  mode = progression_mode(study)
   if mode not in PROGRESSION_MODES:
     raise StudyError(f'report.progression must be one of {PROGRESSION_MODES}, got {mode!r}')
   out = []
