@@ -6,6 +6,7 @@ import pytest
 
 from configs import cpu_best
 from configs.studies import chosen
+from configs.studies import chosen_lr
 from configs.studies import common
 from configs.studies import ema
 from configs.studies import gan_utility
@@ -22,6 +23,7 @@ STUDIES = {
   'hparams': hparams,
   'precision': precision,
   'chosen': chosen,
+  'chosen_lr': chosen_lr,
   'ema': ema,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
