@@ -25,7 +25,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  cli.use_fast_cpu_convolutions()
   cli.quiet_library_logs()
   import jax  # pylint: disable=g-import-not-at-top
 

@@ -18,10 +18,6 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from cxrgan_jax import cli  # noqa: E402
-
-cli.use_fast_cpu_convolutions()  # What the binaries run: XLA CPU convolutions, not YNNPACK.
-
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np

@@ -15,9 +15,8 @@ configs/normal.py (or --channels). Augmentation is off on both sides (the
 PyTorch reference has none); R1 (lazy, every r1_interval steps) and the EMA
 run on both, and timing starts on an R1 step and spans --steps steps.
 XLA flags are read at start-up: A/B them with two runs (XLA_FLAGS=...),
-comparing the ratios. Like the binaries, it runs XLA's own CPU convolutions
-(cli.use_fast_cpu_convolutions); XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=+individual_convolution
-times YNNPACK's instead.
+comparing the ratios; XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
+times XLA's own CPU convolutions instead of YNNPACK's (bench/README.md).
 """
 
 import argparse
@@ -28,10 +27,6 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from cxrgan_jax import cli  # noqa: E402
-
-cli.use_fast_cpu_convolutions()  # What the binaries run: XLA CPU convolutions, not YNNPACK.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax  # pylint: disable=g-import-not-at-top

@@ -24,10 +24,6 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from cxrgan_jax import cli  # noqa: E402
-
-cli.use_fast_cpu_convolutions()  # What the binaries run: XLA CPU convolutions, not YNNPACK.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax  # noqa: E402

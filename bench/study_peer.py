@@ -36,10 +36,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))
 
-from cxrgan_jax import cli  # noqa: E402
-
-cli.use_fast_cpu_convolutions()  # What the binaries run: XLA CPU convolutions, not YNNPACK.
-
 import ml_collections  # noqa: E402
 
 from cxrgan_jax import files  # noqa: E402

@@ -1,5 +1,4 @@
-"""What the binaries share: a config file read by config_flags, with short flags;
-their XLA CPU defaults.
+"""What the binaries share: a config file read by config_flags, with short flags.
 
 Each binary reads its settings as an ml_collections config (configs/eval.py,
 configs/classifier.py), overridable field by field as `--config.FIELD=VALUE`.
@@ -10,9 +9,7 @@ modules never import this one.
 """
 
 from collections.abc import Sequence
-import importlib.metadata
 import importlib.util
-import os
 import pathlib
 import sys
 
@@ -21,36 +18,6 @@ from absl import logging
 from ml_collections import config_flags
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs'
-
-
-# XLA CPU runs convolutions in YNNPACK by default; its own convolutions ran
-# this project's wide train steps 12-31% faster (bench/README.md, "XLA's
-# convolutions instead of YNNPACK's").
-# An unknown flag in XLA_FLAGS is fatal, so it is set only for the jaxlib
-# versions it was measured on.
-YNN_FLAG = 'xla_cpu_experimental_ynn_fusion_type'
-FAST_CPU_CONV_FLAGS = f'--{YNN_FLAG}=-individual_convolution'
-FAST_CPU_CONV_JAXLIB = ((0, 10),)
-
-
-def use_fast_cpu_convolutions() -> bool:
-  """Adds FAST_CPU_CONV_FLAGS to XLA_FLAGS unless the user set that flag.
-
-  Call it before JAX makes its first array: XLA reads XLA_FLAGS when the
-  backend starts. Returns whether the flag was added. Not on CPU, the flag
-  has no effect.
-  """
-  flags_now = os.environ.get('XLA_FLAGS', '')
-  if YNN_FLAG in flags_now:
-    return False
-  try:
-    version = tuple(int(v) for v in importlib.metadata.version('jaxlib').split('.')[:2])
-  except (importlib.metadata.PackageNotFoundError, ValueError):
-    return False
-  if version not in FAST_CPU_CONV_JAXLIB:
-    return False
-  os.environ['XLA_FLAGS'] = f'{flags_now} {FAST_CPU_CONV_FLAGS}'.strip()
-  return True
 
 
 def _quiet_library_info(record) -> bool:

@@ -25,7 +25,6 @@ CONFIG, ARGV = cli.define_config_flag('eval', 'Evaluation configuration file.')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  cli.use_fast_cpu_convolutions()
   config = CONFIG.value
   if index := parallel.launched_process_index():
     print(f'Process {index}: process 0 writes {config.output_dir}')

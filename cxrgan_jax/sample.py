@@ -15,7 +15,6 @@ from absl import flags
 from absl import logging
 
 from cxrgan_jax import checkpoints
-from cxrgan_jax import cli
 from cxrgan_jax import parallel
 from cxrgan_jax import sampling
 
@@ -42,7 +41,6 @@ flags.mark_flags_as_required(['workdir', 'output_dir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  cli.use_fast_cpu_convolutions()
   if index := parallel.launched_process_index():
     print(f'Process {index}: process 0 writes {FLAGS.output_dir}')
     return

@@ -11,10 +11,6 @@ import pathlib
 
 import pytest
 
-from cxrgan_jax import cli
-
-cli.use_fast_cpu_convolutions()  # The convolutions the binaries run.
-
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The one setting that points tests at the full shared X-ray folder.
 SHARED_DATA_ENV = 'CXRGAN_SHARED_DATA'

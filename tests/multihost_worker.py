@@ -3,8 +3,7 @@
   CXRGAN_COORDINATOR=localhost:PORT CXRGAN_NUM_PROCESSES=2 CXRGAN_PROCESS_ID=i \
     python tests/multihost_worker.py WORKDIR OUT_DIR '{"batch_size": 8, ...}'
 
-Joins the run exactly as main.py does (its XLA CPU flags, then
-parallel.initialize_distributed), trains
+Joins the run exactly as main.py does (parallel.initialize_distributed), trains
 configs/demo.py with the JSON overrides by train.train_and_evaluate, then
 writes the state this process holds at the end to OUT_DIR/process_<i>.npz
 (flattened leaves, in tree order) so the test can compare processes.
@@ -24,10 +23,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import demo  # noqa: E402
-from cxrgan_jax import cli  # noqa: E402
 from cxrgan_jax import parallel  # noqa: E402
-
-cli.use_fast_cpu_convolutions()  # As main.py, and as the test's own process (conftest).
 
 
 def config_from(overrides: dict):

@@ -18,7 +18,6 @@ CONFIG, ARGV = cli.define_config_flag('classifier', 'Classifier configuration fi
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  cli.use_fast_cpu_convolutions()
   config = CONFIG.value
   if not config.workdir:
     raise app.UsageError('--workdir is required.')

@@ -31,7 +31,6 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  cli.use_fast_cpu_convolutions()
   cli.quiet_library_logs()
   # Imported once flags are parsed, so --help answers without loading JAX.
   from cxrgan_jax import preemption
