@@ -15,8 +15,8 @@ studies/ema_<class>/default/seed<k> reuse them.
 
 import ml_collections
 
-from configs.studies import common
 from configs.studies import ema
+from configs.studies import hparams
 
 
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
@@ -26,15 +26,7 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     "Both nets' learning rates scaled down on top of the chosen CPU setting, at the same "
     'wall-clock budget.'
   )
-  lr = study.base.g_optimizer.learning_rate
+  # Seeds and progression='none' at CPU scale come with the EMA study's config.
   study.arms = [{'name': 'default', 'overrides': {}}]
-  study.arms += [
-    {
-      'name': f'learning_rate=x{factor:g}',
-      'overrides': {f'{n}_optimizer.learning_rate': factor * lr for n in 'gd'},
-    }
-    for factor in (0.5, 0.7)
-  ]
-  if common.parse_arg(arg)[1] == 'cpu':
-    study.report.progression = 'none'
+  study.arms += hparams.learning_rate_arms(study.base, (0.5, 0.7))
   return study

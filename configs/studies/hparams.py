@@ -14,6 +14,18 @@ import ml_collections
 from configs.studies import common
 
 
+def learning_rate_arms(base: ml_collections.ConfigDict, factors) -> list[dict]:
+  """Arms that scale both nets' learning rates together, from G's in `base`."""
+  lr = base.g_optimizer.learning_rate
+  return [
+    {
+      'name': f'learning_rate=x{factor:g}',
+      'overrides': {f'{n}_optimizer.learning_rate': factor * lr for n in 'gd'},
+    }
+    for factor in factors
+  ]
+
+
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
   class_name, scale = common.parse_arg(arg)
   study = ml_collections.ConfigDict()
@@ -58,14 +70,7 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
       },
     },
   ]
-  lr = study.base.g_optimizer.learning_rate
-  for factor in (0.5, 2.5):  # Both nets' learning rates together.
-    study.arms.append(
-      {
-        'name': f'learning_rate=x{factor:g}',
-        'overrides': {f'{n}_optimizer.learning_rate': factor * lr for n in 'gd'},
-      }
-    )
+  study.arms += learning_rate_arms(study.base, (0.5, 2.5))
   study.sweep = [
     ('batch_size', [16, 64]),
     ('d_steps', [2]),
