@@ -55,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
     dict(name='adam', learning_rate=2e-4, b1=0.0, b2=0.99, momentum=0.9)
   )
   config.grad_clip_norm = 0.0  # 0 = no clipping.
+  # Both learning rates are held for the first (1 - f) of num_train_steps and
+  # decay linearly to 0 over the last f (state.learning_rate); 0 = constant.
+  config.lr_cooldown_fraction = 0.0
   config.ema_decay = 0.999  # EMA of G's weights; 0 = no EMA (sample raw G).
 
   # Differentiable augmentation of real and fake alike (Zhao et al. 2020;

@@ -42,6 +42,10 @@ def check_config(
       raise ConfigError(f'config.{name}.name={opt.name!r} is unknown; use one of {OPTIMIZERS}')
     if opt.learning_rate <= 0:
       raise ConfigError(f'config.{name}.learning_rate must be > 0')
+  if not 0.0 <= config.get('lr_cooldown_fraction', 0.0) <= 1.0:
+    raise ConfigError(
+      f'config.lr_cooldown_fraction={config.lr_cooldown_fraction} must be in [0, 1] (0 = off)'
+    )
   if not 0.0 <= config.ema_decay < 1.0:
     raise ConfigError(f'config.ema_decay={config.ema_decay} must be in [0, 1)')
   try:

@@ -67,8 +67,9 @@ def write_json(
 
   `significant_digits` rounds every float (committed result files: about
   15% smaller, and 17-digit scores claim a precision no measurement here has).
-  `inline_depth` writes every value nested that deep on one line: a study's
-  scored points one per line, a quarter fewer bytes and still diffable.
+  `inline_depth` writes every value nested that deep, and every list of
+  plain values, on one line: a study's scored points one per line, a quarter
+  fewer bytes and still diffable.
   """
   if significant_digits is not None:
     obj = _round_floats(obj, significant_digits)
@@ -78,7 +79,7 @@ def write_json(
 def _dumps(obj: Any, depth: int, inline_depth: int | None) -> str:
   if inline_depth is None:
     return json.dumps(obj, indent=2, sort_keys=True)
-  if depth >= inline_depth or not isinstance(obj, (dict, list)) or not obj:
+  if depth >= inline_depth or not isinstance(obj, (dict, list)) or not obj or _plain_list(obj):
     return json.dumps(obj, sort_keys=True)
   pad, end = '  ' * (depth + 1), '  ' * depth
   if isinstance(obj, dict):
@@ -88,6 +89,10 @@ def _dumps(obj: Any, depth: int, inline_depth: int | None) -> str:
     return '{\n' + ',\n'.join(items) + f'\n{end}}}'
   items = [pad + _dumps(v, depth + 1, inline_depth) for v in obj]
   return '[\n' + ',\n'.join(items) + f'\n{end}]'
+
+
+def _plain_list(obj: Any) -> bool:
+  return isinstance(obj, list) and not any(isinstance(v, (dict, list)) for v in obj)
 
 
 def _round_floats(obj: Any, digits: int) -> Any:

@@ -40,14 +40,45 @@ class TrainState:
   ada_count: jax.Array  # float32 []
 
 
+def learning_rate(
+  opt_config: ml_collections.ConfigDict,
+  *,
+  num_updates: int = 0,
+  cooldown_fraction: float = 0.0,
+) -> float | optax.Schedule:
+  """The optimiser's step size: constant, or held and then decayed to 0.
+
+  With `cooldown_fraction` f > 0 the rate is held for the first (1 - f) of
+  `num_updates` and falls linearly to 0 over the rest (as in pix2pix and
+  CycleGAN's training): a GAN's quality swings from step to step at a
+  constant rate, and the decay lets a run settle before it stops.
+  """
+  lr = opt_config.learning_rate
+  if not cooldown_fraction:
+    return lr
+  hold = int(round(num_updates * (1.0 - cooldown_fraction)))
+  return optax.linear_schedule(
+    init_value=lr, end_value=0.0, transition_steps=max(num_updates - hold, 1), transition_begin=hold
+  )
+
+
 def make_optimizer(
-  opt_config: ml_collections.ConfigDict, grad_clip_norm: float
+  opt_config: ml_collections.ConfigDict,
+  grad_clip_norm: float,
+  *,
+  num_updates: int = 0,
+  cooldown_fraction: float = 0.0,
 ) -> optax.GradientTransformation:
-  """Adam (Kingma & Ba 2015) or momentum SGD, optionally after norm clipping."""
+  """Adam (Kingma & Ba 2015) or momentum SGD, optionally after norm clipping.
+
+  `num_updates`: how many times the optimiser will be applied over the run,
+  which a cooldown (see learning_rate) needs.
+  """
+  lr = learning_rate(opt_config, num_updates=num_updates, cooldown_fraction=cooldown_fraction)
   if opt_config.name == 'adam':
-    tx = optax.adam(opt_config.learning_rate, b1=opt_config.b1, b2=opt_config.b2)
+    tx = optax.adam(lr, b1=opt_config.b1, b2=opt_config.b2)
   elif opt_config.name == 'sgd':
-    tx = optax.sgd(opt_config.learning_rate, momentum=opt_config.momentum or None)
+    tx = optax.sgd(lr, momentum=opt_config.momentum or None)
   else:
     raise ValueError(f'unknown optimizer name {opt_config.name!r}')
   if grad_clip_norm > 0:
@@ -101,7 +132,17 @@ def build(config: ml_collections.ConfigDict, *, axis_name: str | None = None):
   on it, so a state built without it restores a pmapped run's checkpoint.
   """
   generator, discriminator = models.create_models(config, axis_name=axis_name)
-  g_tx = make_optimizer(config.g_optimizer, config.grad_clip_norm)
-  d_tx = make_optimizer(config.d_optimizer, config.grad_clip_norm)
+  cooldown = config.get('lr_cooldown_fraction', 0.0)
+  steps = config.num_train_steps
+  g_tx = make_optimizer(
+    config.g_optimizer, config.grad_clip_norm, num_updates=steps, cooldown_fraction=cooldown
+  )
+  # D is updated d_steps times per step.
+  d_tx = make_optimizer(
+    config.d_optimizer,
+    config.grad_clip_norm,
+    num_updates=steps * config.d_steps,
+    cooldown_fraction=cooldown,
+  )
   state = create_train_state(config, generator, discriminator, g_tx, d_tx)
   return generator, discriminator, g_tx, d_tx, state

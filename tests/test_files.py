@@ -65,5 +65,12 @@ def test_write_json_inline_depth_puts_deep_values_on_one_line(tmp_path):
   assert json.loads(text) == value
   assert '      {"fd": 1.5, "step": 2},\n' in text  # One scored point per line.
   assert text.count('\n') == 11
+  table = {'scores': {'columns': ['step', 'fd'], 'rows': [[2, 1.5], [4, 1.0]]}}
+  files.write_json(path, table, inline_depth=9)  # Lists of plain values: one line each.
+  assert path.read_text().splitlines()[2:5] == [
+    '    "columns": ["step", "fd"],',
+    '    "rows": [',
+    '      [2, 1.5],',
+  ]
   files.write_json(path, {'empty': {}, 'x': []}, inline_depth=1)
   assert json.loads(path.read_text()) == {'empty': {}, 'x': []}

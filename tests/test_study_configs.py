@@ -8,6 +8,7 @@ from configs import cpu_best
 from configs.studies import chosen
 from configs.studies import chosen_lr
 from configs.studies import common
+from configs.studies import cooldown
 from configs.studies import ema
 from configs.studies import gan_utility
 from configs.studies import hparams
@@ -25,6 +26,7 @@ STUDIES = {
   'chosen': chosen,
   'chosen_lr': chosen_lr,
   'ema': ema,
+  'cooldown': cooldown,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
@@ -37,7 +39,7 @@ def test_study_config_is_valid(name, scale):
   runner.check_runs(runs)  # The training checks of every run, as before any training.
   seeds = {r.seed for r in runs}
   assert len(seeds) == 1 if scale == 'smoke' else len(seeds) >= 2
-  assert spec.CONTROL_ARM in {r.arm for r in runs}
+  assert spec.control_arm(study) in {r.arm for r in runs}
   assert all(r.config.checkpoint_every_steps == study.eval.every_steps for r in runs)
 
 

@@ -90,7 +90,7 @@ def test_workers_failures_rerun_and_report(noise_studies):
   saved = json.loads((tmp_path / pipeline.RESULTS_FILE).read_text())
   assert saved['summary']['arms']['diverges']['runs'] == []
   for name in (
-    'curves_fd_pixels.png',
+    'curves.png',
     'pareto.png',
     'final_grids.png',
     'default_seed0_progression.gif',

@@ -9,6 +9,7 @@ from PIL import Image
 from configs import base as base_config
 from cxrgan_jax import files
 from cxrgan_jax import images
+from cxrgan_jax.study import pipeline
 from cxrgan_jax.study import report
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
@@ -91,7 +92,7 @@ def test_summary_verdicts_failures_and_figures(tmp_path):
   assert '`broken` seed 0: diverged: NaN at step 3' in text
   figures = tmp_path / report.FIGURES
   for name in (
-    'curves_fd_cxr.png',
+    'curves.png',
     'pareto.png',
     'bars.png',
     'final_grids.png',
@@ -105,7 +106,7 @@ def test_summary_verdicts_failures_and_figures(tmp_path):
     figure = Image.open(figures / name)
     assert figure.mode == 'L', name
     assert len(np.unique(np.asarray(figure))) <= report.SAMPLE_GRAY_LEVELS, name
-  plot = Image.open(figures / 'curves_fd_cxr.png')
+  plot = Image.open(figures / 'curves.png')
   assert plot.mode == 'P' and len(plot.getcolors()) <= report.PLOT_COLOURS
   gif = Image.open(figures / 'default_seed0_progression.gif')
   assert gif.n_frames == 3
@@ -178,3 +179,64 @@ def test_every_arm_against_the_peer(tmp_path):
   assert '## Against `peer=torch_dcgan`' in text
   assert '| `better` | -3 [' in text and 'helps |' in text
   assert 'Budget per run: 30 steps or 0' not in text and 'Budget per run: 30 steps.' in text
+
+
+def test_verdicts_against_a_named_control_arm(tmp_path):
+  """report.control: a study without a 'default' arm compares against the one it names."""
+  study = make_study()
+  study.arms = [
+    {'name': 'chosen', 'overrides': {'batch_size': 16}},
+    {'name': 'chosen+more', 'overrides': {'batch_size': 16, 'loss': 'hinge'}},
+  ]
+  study.report = ml_collections.ConfigDict(dict(control='chosen', progression='none'))
+  runs = spec.runs(study)
+  for run in runs:
+    final = 10.0 if run.arm == 'chosen' else 5.0
+    write_run(tmp_path / run.name, results.FINISHED, [20.0, final + 0.1 * run.seed])
+  records = results.collect(tmp_path, runs)
+  summary = results.summarize(
+    records, metrics={'fd_cxr': True}, threshold=None, margin=0.1, control='chosen'
+  )
+  assert summary['control'] == 'chosen'
+  assert 'verdict' not in summary['arms']['chosen']['summary']['fd_cxr']
+  assert summary['arms']['chosen+more']['summary']['fd_cxr']['verdict'] == 'helps'
+  text = report.write(study, tmp_path, records, summary).read_text()
+  assert 'verdicts against `chosen`' in text and 'Δfd_cxr vs chosen' in text
+  assert '| `chosen+more` | 3 ok |' in text and '| helps |' in text
+
+
+def test_committed_results_alone_re_render_the_report(tmp_path):
+  """A study folder holding only results.json and figures (a clone) re-renders from them."""
+  study = make_study()
+  study.arms = study.arms[:2]
+  study.report = ml_collections.ConfigDict(dict(progression='first_seed'))
+  runs = spec.runs(study)
+  for run in runs:
+    final = 10.0 if run.arm == 'default' else 5.0
+    write_run(tmp_path / 'work' / run.name, results.FINISHED, [20.0, final + 0.1 * run.seed])
+  pipeline.write_report(study, tmp_path / 'work', runs)
+  saved = json.loads((tmp_path / 'work' / pipeline.RESULTS_FILE).read_text())
+  table = saved['runs'][0]['scores']  # Metric names once per run, a row per point.
+  assert table['columns'][0] == 'step' and len(table['rows']) == 2
+  records, _ = report.read_results(tmp_path / 'work' / pipeline.RESULTS_FILE)
+  assert records[0]['scores'] == results.collect(tmp_path / 'work', runs)[0]['scores']
+
+  clone = tmp_path / 'clone'
+  clone.mkdir()
+  (clone / pipeline.RESULTS_FILE).write_bytes(
+    (tmp_path / 'work' / pipeline.RESULTS_FILE).read_bytes()
+  )
+  (clone / report.FIGURES).mkdir()
+  kept = ['final_grids.png', 'better_seed0_progression.png', 'better_seed0_progression.gif']
+  for name in kept:
+    (clone / report.FIGURES / name).write_bytes(
+      (tmp_path / 'work' / report.FIGURES / name).read_bytes()
+    )
+  study.report.control = 'better'  # A rendering change: verdicts against another arm.
+  text = pipeline.write_report(study, clone, runs).read_text()
+  assert '| `default` | 3 ok |' in text and 'Δfd_cxr vs better' in text and '| hurts |' in text
+  for name in kept + ['curves.png', 'pareto.png', 'bars.png']:
+    assert f'({report.FIGURES}/{name})' in text, name
+  assert 'default_seed0_progression' not in text  # Not kept, and nothing to redraw it from.
+  again = json.loads((clone / pipeline.RESULTS_FILE).read_text())
+  assert again['runs'] == saved['runs']

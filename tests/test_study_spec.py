@@ -76,12 +76,32 @@ def test_explicit_arms_and_int_for_float_fields():
     ({'sweep': [('loss', ['hinge'])], 'budget': {'steps': 0, 'minutes': 0}}, 'budget needs'),
     ({'sweep': [('loss', ['hinge'])], 'eval': {'every_steps': 0}}, 'eval.every_steps'),
     ({'sweep': [('loss', ['hinge'])], 'report': {'progression': 'first'}}, 'report.progression'),
+    ({'sweep': [('loss', ['hinge'])], 'report': {'control': 'hinge'}}, "report.control='hinge'"),
   ],
 )
 def test_bad_studies_fail_naming_the_field(fields, message):
   with pytest.raises(spec.StudyError) as e:
     spec.runs(make_study(**fields))
   assert message in str(e.value)
+
+
+def test_an_arm_may_end_before_the_budget_and_a_cooldown_needs_a_step_count():
+  arms = [
+    {'name': 'default', 'overrides': {}},
+    {'name': 'short', 'overrides': {'num_train_steps': 7, 'lr_cooldown_fraction': 0.5}},
+  ]
+  runs = {r.arm: r.config for r in spec.runs(make_study(arms=arms))}
+  assert runs['default'].num_train_steps == 20 and runs['short'].num_train_steps == 7
+  longer = [{'name': 'long', 'overrides': {'num_train_steps': 50}}]
+  assert spec.runs(make_study(arms=longer))[0].config.num_train_steps == 20  # Budget first.
+  # A wall-clock budget alone: the arm's steps are its end, and only they place the cooldown.
+  clock = ml_collections.ConfigDict(dict(steps=0, minutes=2.0))
+  runs = {r.arm: r.config for r in spec.runs(make_study(arms=arms, budget=clock))}
+  assert runs['default'].num_train_steps == 10**9 and runs['short'].num_train_steps == 7
+  assert runs['short'].max_train_minutes == 2.0
+  no_end = [{'name': 'cool', 'overrides': {'lr_cooldown_fraction': 0.5}}]
+  with pytest.raises(spec.StudyError, match='lr_cooldown_fraction counts in steps'):
+    spec.runs(make_study(arms=no_end, budget=clock))
 
 
 def test_worker_shares_partition_the_runs():

@@ -112,6 +112,7 @@ def test_non_finite_step_keeps_the_old_state():
     ('model', 'stylegan9', 'config.model'),
     ('d_steps', 0, 'config.d_steps'),
     ('ema_decay', 1.5, 'config.ema_decay'),
+    ('lr_cooldown_fraction', 1.5, 'config.lr_cooldown_fraction'),
     ('sample_every_steps', 0, 'config.sample_every_steps'),
     ('checkpoint_every_steps', 0, 'config.checkpoint_every_steps'),
     ('eval_every_steps', -1, 'config.eval_every_steps'),
@@ -133,6 +134,34 @@ def test_unknown_optimizer_and_policy_fail_naming_the_field():
   config.augment.policy = 'translation,hflip'
   with pytest.raises(config_checks.ConfigError, match='policy'):
     config_checks.check_config(config, devices=1, processes=1)
+
+
+def _update_sizes(tx, count: int) -> list[float]:
+  """|update| of `count` applications of tx to one weight under a constant gradient."""
+  params = {'w': jnp.zeros(())}
+  opt_state = tx.init(params)
+  sizes = []
+  for _ in range(count):
+    updates, opt_state = tx.update({'w': jnp.ones(())}, opt_state, params)
+    sizes.append(float(jnp.abs(updates['w'])))
+  return sizes
+
+
+def test_cooldown_holds_then_decays_each_nets_learning_rate_to_zero():
+  config = tiny_config('dcgan', num_train_steps=4, lr_cooldown_fraction=0.5)
+  config.g_optimizer.b1 = config.d_optimizer.b1 = 0.0  # Adam's step is then lr * 1.
+  _, _, g_tx, d_tx, _ = train.build(config)
+  lr = config.g_optimizer.learning_rate
+  # G: held for 2 of its 4 updates, then linear to 0 (updates 3, 4) and 0 after.
+  np.testing.assert_allclose(_update_sizes(g_tx, 6), [lr, lr, lr, lr / 2, 0, 0], rtol=1e-3)
+  # D, updated d_steps=2 times per step: the same shape over 8 updates.
+  d_lr = config.d_optimizer.learning_rate
+  d_sizes = _update_sizes(d_tx, 9)
+  np.testing.assert_allclose(d_sizes[:5], [d_lr] * 5, rtol=1e-3)
+  np.testing.assert_allclose(d_sizes[5:], [0.75 * d_lr, 0.5 * d_lr, 0.25 * d_lr, 0], rtol=1e-3)
+  # Off (the default): constant.
+  _, _, g_tx, _, _ = train.build(tiny_config('dcgan', num_train_steps=4))
+  np.testing.assert_allclose(_update_sizes(g_tx, 6), [lr] * 6, rtol=1e-3)
 
 
 def test_generate_fn_is_deterministic_and_in_range():

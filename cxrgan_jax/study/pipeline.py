@@ -37,16 +37,28 @@ def _report_settings(study: ml_collections.ConfigDict) -> dict:
     'metrics': metrics,
     'threshold': tuple(threshold) if threshold else None,
     'margin': float(settings.get('margin', 0.1)),
+    'control': spec.control_arm(study),
   }
 
 
 def write_report(
   study: ml_collections.ConfigDict, study_dir: pathlib.Path, all_runs: list[spec.Run]
 ) -> pathlib.Path:
-  records = results.collect(study_dir, all_runs)
+  """results.json and report.md from the run folders.
+
+  A study folder with no run folders but a results.json (a study's committed
+  results, cloned elsewhere) is re-rendered from that file's records, keeping
+  its sample figures, which only the run folders could redraw.
+  """
+  saved = study_dir / RESULTS_FILE
+  results_only = saved.exists() and not any((study_dir / r.name).exists() for r in all_runs)
+  if results_only:
+    records = results.from_saved(report.read_results(saved)[0], all_runs)
+  else:
+    records = results.collect(study_dir, all_runs)
   summary = results.summarize(records, **_report_settings(study))
-  report.write_results(study_dir / RESULTS_FILE, records, summary)
-  return report.write(study, study_dir, records, summary)
+  report.write_results(saved, records, summary)
+  return report.write(study, study_dir, records, summary, keep_sample_figures=results_only)
 
 
 def run(

@@ -8,6 +8,7 @@ progression strip (+ animated GIF) of the fixed-latent grid over steps.
 
 from collections.abc import Sequence
 import io
+import json
 import pathlib
 from typing import Any
 
@@ -31,18 +32,48 @@ MAX_STRIP_FRAMES = 8
 # posterised to 64 levels (half the bytes of 256; samples look the same).
 PLOT_COLOURS = 64
 SAMPLE_GRAY_LEVELS = 64
-# results.json: each scored point on one line (runs > run > scores > point).
-RESULTS_INLINE_DEPTH = 4
+# results.json: each run's columns and each scored point on one line
+# (runs > run > scores > columns or rows > point).
+RESULTS_INLINE_DEPTH = 5
 
 
 def write_results(path: pathlib.Path, records: Sequence[dict], summary: dict) -> None:
-  """A study's results.json: every run's record and the summary, floats rounded."""
+  """A study's results.json: every run's record and the summary, floats rounded.
+
+  A run's scored points are a table (`columns`, one row per point), so the
+  dozens of metric names are written once per run, not once per point.
+  """
+  runs = [
+    {**r, 'scores': _score_table(r['scores'])} if isinstance(r.get('scores'), list) else r
+    for r in records
+  ]
   files.write_json(
     path,
-    {'runs': records, 'summary': summary},
+    {'runs': runs, 'summary': summary},
     significant_digits=6,
     inline_depth=RESULTS_INLINE_DEPTH,
   )
+
+
+def read_results(path: pathlib.Path) -> tuple[list[dict], dict]:
+  """(records, summary) of a results.json, each run's scores as a list of points."""
+  saved = json.loads(path.read_text())
+  records = []
+  for record in saved['runs']:
+    table = record.get('scores')
+    if isinstance(table, dict):  # Lists: results.json files written before the table.
+      record = {**record, 'scores': _score_points(table)}
+    records.append(record)
+  return records, saved['summary']
+
+
+def _score_table(points: Sequence[dict]) -> dict[str, list]:
+  columns = sorted({k for p in points for k in p}, key=lambda k: (k != 'step', k))
+  return {'columns': columns, 'rows': [[p.get(k) for k in columns] for p in points]}
+
+
+def _score_points(table: dict[str, list]) -> list[dict]:
+  return [{k: v for k, v in zip(table['columns'], row) if v is not None} for row in table['rows']]
 
 
 def posterise(image: Image.Image, levels: int) -> Image.Image:
@@ -72,30 +103,40 @@ def _arm_colour(index: int, num_arms: int):
   return f'C{index}' if num_arms <= 10 else plt.get_cmap('tab20')(index % 20)
 
 
-def plot_curves(records: Sequence[dict], metric: str, path: pathlib.Path) -> str:
-  """metric against training seconds; one colour per arm, one line per seed."""
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  colours = {}
-  arms = {r['arm'] for r in records}
-  for record in records:
-    points = [(s['seconds'], s[metric]) for s in record['scores'] if s.get(metric) is not None]
-    if not points:
-      continue
-    colour = colours.setdefault(record['arm'], _arm_colour(len(colours), len(arms)))
-    x, y = zip(*points)
-    label = (
-      record['arm']
-      if record['seed'] == min(r['seed'] for r in records if r['arm'] == record['arm'])
-      else None
-    )
-    ax.plot(np.asarray(x) / 60, y, marker='.', color=colour, label=label, alpha=0.8)
-  ax.set_xlabel('training time (minutes)')
-  ax.set_ylabel(metric)
-  values = [s[metric] for r in records for s in r['scores'] if s.get(metric) is not None]
-  if values and min(values) > 0 and max(values) > 10 * min(values):
-    ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc='upper right')
+def plot_curves(records: Sequence[dict], metrics: Sequence[str], path: pathlib.Path) -> str:
+  """Each metric against training seconds, a panel each; a colour per arm, a line per seed."""
+  cols = min(3, len(metrics))
+  rows = -(-len(metrics) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), squeeze=False)
+  arms = list(dict.fromkeys(r['arm'] for r in records))
+  colours = {arm: _arm_colour(i, len(arms)) for i, arm in enumerate(arms)}
+  for ax in axes.ravel()[len(metrics) :]:
+    ax.axis('off')
+  for ax, metric in zip(axes.ravel(), metrics):
+    values = []
+    for record in records:
+      points = [(s['seconds'], s[metric]) for s in record['scores'] if s.get(metric) is not None]
+      if points:
+        x, y = zip(*points)
+        ax.plot(np.asarray(x) / 60, y, marker='.', ms=3, lw=0.8, color=colours[record['arm']])
+        values += y
+    if values and min(values) > 0 and max(values) > 10 * min(values):
+      ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
+    ax.set_title(metric, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel('training time (minutes)', fontsize=7)
+  handles = [plt.Line2D([], [], color=colours[a], marker='.', label=a) for a in arms]
+  fig.legend(
+    handles=handles,
+    loc='lower center',
+    ncol=min(5, len(arms)),
+    fontsize=7,
+    bbox_to_anchor=(0.5, 1.0),
+    frameon=False,
+  )
+  fig.tight_layout()
   return save_figure(fig, path)
 
 
@@ -232,9 +273,19 @@ def progression(
   return names
 
 
+def control_name(summary: dict) -> str:
+  """The arm the verdicts are against (summaries from before it was settable: 'default')."""
+  return summary.get('control', spec.CONTROL_ARM)
+
+
+def _existing(fig_dir: pathlib.Path, names: Sequence[str]) -> list[str]:
+  """`names`, if every one of them is a file in fig_dir; else []."""
+  return list(names) if all((fig_dir / n).is_file() for n in names) else []
+
+
 def spec_control(summary: dict) -> bool:
   """Whether the study has a control arm with finished runs to compare against."""
-  control = summary['arms'].get('default')
+  control = summary['arms'].get(control_name(summary))
   return bool(control and control['runs'])
 
 
@@ -253,6 +304,7 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
   """The report's text: setup, per-arm table with intervals and verdicts, failures, figures."""
   metrics = list(summary['metrics'])
   primary = metrics[0]
+  control = control_name(summary)
   lines = [
     f'# Study: {study.name}',
     '',
@@ -261,13 +313,13 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
     f'Seeds: {list(study.seeds)}. Budget per run: {_budget_text(study.budget)}. '
     f'Scored every {study.eval.every_steps} steps against the real '
     f'`{study.eval.get("split", "test")}` split. Intervals: 95% t over seeds; '
-    f'verdicts against `default`: helps / hurts when the interval of the '
+    f'verdicts against `{control}`: helps / hurts when the interval of the '
     f'difference excludes 0, negligible when it lies within '
     f'+-{summary["margin"]:.0%} of the control, inconclusive otherwise.',
     '',
   ]
   header = ['arm', 'runs'] + [f'final {m}' for m in metrics]
-  header += [f'Δ{primary} vs default', 'verdict', 'img/s', 'train min']
+  header += [f'Δ{primary} vs {control}', 'verdict', 'img/s', 'train min']
   if summary['threshold']:
     header.append(f'time to {summary["threshold"][0]} <= {summary["threshold"][1]:g}')
   lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -293,9 +345,9 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
   if others and spec_control(summary):
     lines += [
       '',
-      '## Every metric against `default`',
+      f'## Every metric against `{control}`',
       '',
-      'Difference of the final value from `default` (95% Welch t interval) and its verdict.',
+      f'Difference of the final value from `{control}` (95% Welch t interval) and its verdict.',
       '',
       '| arm | ' + ' | '.join(others) + ' |',
       '|' + '---|' * (1 + len(others)),
@@ -340,23 +392,33 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
 
 
 def write(
-  study: Any, study_dir: pathlib.Path, records: Sequence[dict], summary: dict
+  study: Any,
+  study_dir: pathlib.Path,
+  records: Sequence[dict],
+  summary: dict,
+  *,
+  keep_sample_figures: bool = False,
 ) -> pathlib.Path:
-  """Draws every figure and writes report.md; returns its path."""
+  """Draws every figure and writes report.md; returns its path.
+
+  `keep_sample_figures`: where the run folders are gone, the grids and
+  progressions already in the figures folder are kept and shown.
+  """
   fig_dir = study_dir / FIGURES
   primary = next(iter(summary['metrics']))
   figures = {}
   if any(r['scores'] for r in records):
-    for metric in summary['metrics']:
-      figures[f'{metric} over training time'] = plot_curves(
-        records, metric, fig_dir / f'curves_{metric}.png'
-      )
+    figures['Quality over training time'] = plot_curves(
+      records, list(summary['metrics']), fig_dir / 'curves.png'
+    )
     figures[f'Pareto: final {primary} vs training time'] = plot_pareto(
       summary, primary, fig_dir / 'pareto.png'
     )
     figures[f'Final {primary} per arm'] = plot_bars(summary, primary, fig_dir / 'bars.png')
   resolution = study.base.resolution
   grids = final_grids(study_dir, records, fig_dir / 'final_grids.png', resolution)
+  if not grids and keep_sample_figures and _existing(fig_dir, ['final_grids.png']):
+    grids = 'final_grids.png'
   if grids:
     figures['Final fixed-latent grids'] = grids
   # Every run gets a strip and a GIF (report.progression='first_seed': only each
@@ -367,9 +429,10 @@ def write(
   for record in records:
     if mode == 'none' or (mode == 'first_seed' and record['arm'] in shown):
       continue
-    made = progression(
-      study_dir / record['name'], fig_dir, record['name'].replace('/', '_'), resolution
-    )
+    stem = record['name'].replace('/', '_')
+    made = progression(study_dir / record['name'], fig_dir, stem, resolution)
+    if not made and keep_sample_figures:
+      made = _existing(fig_dir, [f'{stem}_progression.png', f'{stem}_progression.gif'])
     if not made:
       continue
     if record['arm'] not in shown:

@@ -65,14 +65,26 @@ def collect(study_dir: pathlib.Path, runs: Sequence[spec.Run]) -> list[dict[str,
   return out
 
 
+def from_saved(saved: Sequence[dict], runs: Sequence[spec.Run]) -> list[dict[str, Any]]:
+  """collect()'s records, taken from a results.json's runs instead of run folders."""
+  by_name = {r['name']: r for r in saved}
+  out = []
+  for run in runs:
+    record = dict(by_name.get(run.name, {'status': PENDING, 'scores': []}))
+    record.update(name=run.name, arm=run.arm, seed=run.seed, overrides=run.overrides)
+    out.append(record)
+  return out
+
+
 def summarize(
   records: Sequence[dict],
   *,
   metrics: dict[str, bool],
   threshold: tuple[str, float] | None,
   margin: float,
+  control: str = spec.CONTROL_ARM,
 ) -> dict[str, Any]:
-  """Per-arm means with 95% intervals over seeds, and verdicts against 'default'.
+  """Per-arm means with 95% intervals over seeds, and verdicts against `control`.
 
   metrics: name -> lower_is_better. Only finished runs count; failed ones are
   listed with their error so a diverging arm is visible, not silently dropped.
@@ -97,7 +109,7 @@ def summarize(
       run['time_to_threshold'] = time_to_threshold(record['scores'], *threshold)
     arm['runs'].append(run)
 
-  control = arms.get(spec.CONTROL_ARM)
+  control_name, control = control, arms.get(control)
   for name, arm in arms.items():
     arm['summary'] = {}
     for metric, lower in metrics.items():
@@ -106,7 +118,7 @@ def summarize(
         continue
       entry = {'mean': stats.mean_interval(values).__dict__}
       control_values = _final_values(control, metric) if control else []
-      if control_values and name != spec.CONTROL_ARM:
+      if control_values and name != control_name:
         entry.update(_versus(values, control_values, lower_is_better=lower, margin=margin))
       arm['summary'][metric] = entry
     for key in ('train_seconds', 'images_per_sec'):
@@ -128,6 +140,7 @@ def summarize(
     'metrics': metrics,
     'threshold': list(threshold) if threshold else None,
     'margin': margin,
+    'control': control_name,
     'arms': arms,
     'against_peers': against_peers(arms, metrics, margin),
   }

@@ -150,6 +150,11 @@ def _budget(study) -> tuple[int | None, float | None]:
   return steps or None, minutes or None
 
 
+def control_arm(study: ml_collections.ConfigDict) -> str:
+  """The arm every other arm's verdict is against: `report.control`, else 'default'."""
+  return (study.get('report') or {}).get('control', CONTROL_ARM)
+
+
 def progression_mode(study: ml_collections.ConfigDict) -> str:
   return (study.get('report') or {}).get('progression', 'all')
 
@@ -168,27 +173,46 @@ def runs(study: ml_collections.ConfigDict) -> list[Run]:
   mode = progression_mode(study)
   if mode not in PROGRESSION_MODES:
     raise StudyError(f'report.progression must be one of {PROGRESSION_MODES}, got {mode!r}')
+  study_arms = arms(study)
+  control = control_arm(study)
+  if control != CONTROL_ARM and control not in study_arms:
+    raise StudyError(f'report.control={control!r} is not an arm; arms: {sorted(study_arms)}')
   out = []
-  for arm, overrides in arms(study).items():
+  for arm, overrides in study_arms.items():
     for seed in seeds:
       config = ml_collections.ConfigDict(study.base.to_dict())
       for field, value in overrides.items():
         _set_field(config, field, value)
       out.append(
-        Run(arm=arm, seed=seed, overrides=overrides, config=_run_config(study, config, seed))
+        Run(
+          arm=arm,
+          seed=seed,
+          overrides=overrides,
+          config=_run_config(study, config, seed, overrides.get('num_train_steps')),
+        )
       )
   return out
 
 
-def _run_config(study, config: ml_collections.ConfigDict, seed: int) -> ml_collections.ConfigDict:
-  """An arm's config with the study's seed, budget and scoring schedule applied."""
+def _run_config(
+  study, config: ml_collections.ConfigDict, seed: int, arm_steps: int | None = None
+) -> ml_collections.ConfigDict:
+  """An arm's config with the study's seed, budget and scoring schedule applied.
+
+  An arm may set its own num_train_steps under the study's budget (whichever
+  ends first); a learning-rate cooldown needs that, since it counts in steps.
+  """
   steps, minutes = _budget(study)
   every = study.eval.every_steps
   config.seed = seed
-  if steps:
-    config.num_train_steps = int(steps)
-  elif minutes:  # A wall-clock budget alone: steps are a far upper bound.
-    config.num_train_steps = 10**9
+  limits = [int(s) for s in (steps, arm_steps) if s]
+  # A wall-clock budget alone: steps are a far upper bound.
+  config.num_train_steps = min(limits) if limits else 10**9
+  if config.get('lr_cooldown_fraction', 0.0) and not limits:
+    raise StudyError(
+      'lr_cooldown_fraction counts in steps, but this run has only a wall-clock budget: '
+      'give its arm num_train_steps (or the study budget.steps)'
+    )
   config.max_train_minutes = float(minutes or 0.0)
   # Every scored point must be a kept checkpoint.
   config.checkpoint_every_steps = every
