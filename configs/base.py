@@ -57,6 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.grad_clip_norm = 0.0  # 0 = no clipping.
   # Both learning rates are held for the first (1 - f) of num_train_steps and
   # decay linearly to 0 over the last f (state.learning_rate); 0 = constant.
+  # It counts in steps: under max_train_minutes, set num_train_steps to about
+  # the steps that budget allows, or the decay never comes.
   config.lr_cooldown_fraction = 0.0
   config.ema_decay = 0.999  # EMA of G's weights; 0 = no EMA (sample raw G).
 

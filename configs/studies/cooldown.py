@@ -9,11 +9,12 @@ run off decides its final value, and the chosen setting's comparison with the
 peer (studies/chosen_*) stayed within that noise. This study adds an arm that
 holds both learning rates for the first half of its steps and decays them
 linearly to 0 over the second half, so that runs settle before they stop.
-The cooldown counts in steps, so the arm ends at COOLDOWN_STEPS: about the
-fewest steps a chosen run reached in 2 minutes on one core of a 2-core VM, so
-that it ends within the same wall-clock budget (which still applies) and
-never gets more time than the others. The base is the hyper-parameter
-study's, so the peer trains as it did there.
+The cooldown counts in steps, so the arm ends at COOLDOWN_STEPS, about what
+a chosen run reaches in 2 minutes on one core of the 2-core VMs (2,125-2,850
+in studies/ema_*). The wall-clock budget still applies, so the arm never
+gets more time than the others; a slower run stops on the clock with its
+rates partly decayed. The base is the hyper-parameter study's, so the peer
+trains as it did there.
 """
 
 import ml_collections
