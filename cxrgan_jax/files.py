@@ -72,7 +72,7 @@ def write_json(
   fewer bytes and still diffable.
   """
   if significant_digits is not None:
-    obj = _round_floats(obj, significant_digits)
+    obj = round_floats(obj, significant_digits)
   write_text(path, _dumps(obj, 0, inline_depth) + '\n')
 
 
@@ -95,13 +95,14 @@ def _plain_list(obj: Any) -> bool:
   return isinstance(obj, list) and not any(isinstance(v, (dict, list)) for v in obj)
 
 
-def _round_floats(obj: Any, digits: int) -> Any:
+def round_floats(obj: Any, digits: int) -> Any:
+  """obj with every float rounded to `digits` significant digits (NaN, inf kept)."""
   if isinstance(obj, float):
     return float(f'{obj:.{digits}g}') if math.isfinite(obj) else obj
   if isinstance(obj, dict):
-    return {k: _round_floats(v, digits) for k, v in obj.items()}
+    return {k: round_floats(v, digits) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [_round_floats(v, digits) for v in obj]
+    return [round_floats(v, digits) for v in obj]
   return obj
 
 

@@ -213,7 +213,8 @@ def test_committed_results_alone_re_render_the_report(tmp_path):
   runs = spec.runs(study)
   for run in runs:
     final = 10.0 if run.arm == 'default' else 5.0
-    write_run(tmp_path / 'work' / run.name, results.FINISHED, [20.0, final + 0.1 * run.seed])
+    final += run.seed / 7  # More digits than results.json keeps.
+    write_run(tmp_path / 'work' / run.name, results.FINISHED, [20.0, final])
   pipeline.write_report(study, tmp_path / 'work', runs)
   saved = json.loads((tmp_path / 'work' / pipeline.RESULTS_FILE).read_text())
   table = saved['runs'][0]['scores']  # Metric names once per run, a row per point.
@@ -232,6 +233,9 @@ def test_committed_results_alone_re_render_the_report(tmp_path):
     (clone / report.FIGURES / name).write_bytes(
       (tmp_path / 'work' / report.FIGURES / name).read_bytes()
     )
+  pipeline.write_report(study, clone, runs)  # The same summary from the rounded numbers.
+  saved_text = (tmp_path / 'work' / pipeline.RESULTS_FILE).read_text()
+  assert (clone / pipeline.RESULTS_FILE).read_text() == saved_text
   study.report.control = 'better'  # A rendering change: verdicts against another arm.
   text = pipeline.write_report(study, clone, runs).read_text()
   assert '| `default` | 3 ok |' in text and 'Δfd_cxr vs better' in text and '| hurts |' in text

@@ -56,6 +56,8 @@ def write_report(
     records = results.from_saved(report.read_results(saved)[0], all_runs)
   else:
     records = results.collect(study_dir, all_runs)
+  # Summarised as saved, so a re-render from results.json alone gives the same summary.
+  records = files.round_floats(records, report.RESULTS_DIGITS)
   summary = results.summarize(records, **_report_settings(study))
   report.write_results(saved, records, summary)
   return report.write(study, study_dir, records, summary, keep_sample_figures=results_only)

@@ -32,6 +32,8 @@ MAX_STRIP_FRAMES = 8
 # posterised to 64 levels (half the bytes of 256; samples look the same).
 PLOT_COLOURS = 64
 SAMPLE_GRAY_LEVELS = 64
+# Significant digits of results.json's floats (see files.write_json).
+RESULTS_DIGITS = 6
 # results.json: each run's columns and each scored point on one line
 # (runs > run > scores > columns or rows > point).
 RESULTS_INLINE_DEPTH = 5
@@ -50,7 +52,7 @@ def write_results(path: pathlib.Path, records: Sequence[dict], summary: dict) ->
   files.write_json(
     path,
     {'runs': runs, 'summary': summary},
-    significant_digits=6,
+    significant_digits=RESULTS_DIGITS,
     inline_depth=RESULTS_INLINE_DEPTH,
   )
 
