@@ -8,7 +8,8 @@ instead of 32. At an equal wall-clock budget the smaller batch buys about
 twice the updates, which this slower-per-image model needs most; no other
 single change did better on both classes. Its measured numbers against the
 PyTorch DCGAN at the same wall-clock are in studies/chosen_<class>/report.md
-and the README's Results. The overrides are also the `chosen` arm of
+(Intel VM) and studies/cooldown_<class>/report.md (AMD VM), and in the
+README's Results. The overrides are also the `chosen` arm of
 configs/studies/chosen.py, so the study and this config cannot drift apart.
 """
 
