@@ -41,14 +41,13 @@ def _report_settings(study: ml_collections.ConfigDict) -> dict:
   }
 
 
-def write_report(
+def summarize(
   study: ml_collections.ConfigDict, study_dir: pathlib.Path, all_runs: list[spec.Run]
-) -> pathlib.Path:
-  """results.json and report.md from the run folders.
+) -> tuple[list[dict], dict, bool]:
+  """(records, summary, results_only) of a study folder.
 
-  A study folder with no run folders but a results.json (a study's committed
-  results, cloned elsewhere) is re-rendered from that file's records, keeping
-  its sample figures, which only the run folders could redraw.
+  A folder with no run folders but a results.json (a study's committed
+  results, cloned elsewhere) takes its records from that file: results_only.
   """
   saved = study_dir / RESULTS_FILE
   results_only = saved.exists() and not any((study_dir / r.name).exists() for r in all_runs)
@@ -58,8 +57,16 @@ def write_report(
     records = results.collect(study_dir, all_runs)
   # Summarised as saved, so a re-render from results.json alone gives the same summary.
   records = files.round_floats(records, report.RESULTS_DIGITS)
-  summary = results.summarize(records, **_report_settings(study))
-  report.write_results(saved, records, summary)
+  return records, results.summarize(records, **_report_settings(study)), results_only
+
+
+def write_report(
+  study: ml_collections.ConfigDict, study_dir: pathlib.Path, all_runs: list[spec.Run]
+) -> pathlib.Path:
+  """results.json and report.md; a results-only folder keeps its sample figures,
+  which only the run folders could redraw."""
+  records, summary, results_only = summarize(study, study_dir, all_runs)
+  report.write_results(study_dir / RESULTS_FILE, records, summary)
   return report.write(study, study_dir, records, summary, keep_sample_figures=results_only)
 
 
