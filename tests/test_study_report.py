@@ -30,6 +30,14 @@ def make_study():
   return study
 
 
+def two_arm_study(progression: str = 'first_seed'):
+  """make_study's `default` and `better` arms only."""
+  study = make_study()
+  study.arms = study.arms[:2]
+  study.report = ml_collections.ConfigDict(dict(progression=progression))
+  return study
+
+
 def write_run(run_dir, status, fds, seconds_per_point=60.0):
   files.write_json(
     run_dir / results.RUN_FILE,
@@ -133,9 +141,7 @@ def test_pareto_front():
 
 
 def test_every_metric_table_and_first_seed_progression(tmp_path):
-  study = make_study()
-  study.arms = study.arms[:2]
-  study.report = ml_collections.ConfigDict(dict(progression='first_seed'))
+  study = two_arm_study()
   runs = spec.runs(study)
   for run in runs:
     fds = [20.0, 10.0 + run.seed] if run.arm == 'default' else [20.0, 5.0 + run.seed]
@@ -207,9 +213,7 @@ def test_verdicts_against_a_named_control_arm(tmp_path):
 
 def test_committed_results_alone_re_render_the_report(tmp_path):
   """A study folder holding only results.json and figures (a clone) re-renders from them."""
-  study = make_study()
-  study.arms = study.arms[:2]
-  study.report = ml_collections.ConfigDict(dict(progression='first_seed'))
+  study = two_arm_study()
   runs = spec.runs(study)
   for run in runs:
     final = 10.0 if run.arm == 'default' else 5.0
