@@ -275,11 +275,6 @@ def progression(
   return names
 
 
-def control_name(summary: dict) -> str:
-  """The arm the verdicts are against (summaries from before it was settable: 'default')."""
-  return summary.get('control', spec.CONTROL_ARM)
-
-
 def _existing(fig_dir: pathlib.Path, names: Sequence[str]) -> list[str]:
   """`names`, if every one of them is a file in fig_dir; else []."""
   return list(names) if all((fig_dir / n).is_file() for n in names) else []
@@ -287,7 +282,7 @@ def _existing(fig_dir: pathlib.Path, names: Sequence[str]) -> list[str]:
 
 def spec_control(summary: dict) -> bool:
   """Whether the study has a control arm with finished runs to compare against."""
-  control = summary['arms'].get(control_name(summary))
+  control = summary['arms'].get(summary['control'])
   return bool(control and control['runs'])
 
 
@@ -306,7 +301,7 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
   """The report's text: setup, per-arm table with intervals and verdicts, failures, figures."""
   metrics = list(summary['metrics'])
   primary = metrics[0]
-  control = control_name(summary)
+  control = summary['control']
   lines = [
     f'# Study: {study.name}',
     '',

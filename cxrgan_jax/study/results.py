@@ -57,20 +57,20 @@ def _final(scores: Sequence[dict], metric: str) -> float | None:
 
 def collect(study_dir: pathlib.Path, runs: Sequence[spec.Run]) -> list[dict[str, Any]]:
   """One record per run of the study, in the study's order."""
-  out = []
-  for run in runs:
-    record = read_run(study_dir / run.name)
-    record.update(name=run.name, arm=run.arm, seed=run.seed, overrides=run.overrides)
-    out.append(record)
-  return out
+  return _records(runs, lambda run: read_run(study_dir / run.name))
 
 
 def from_saved(saved: Sequence[dict], runs: Sequence[spec.Run]) -> list[dict[str, Any]]:
   """collect()'s records, taken from a results.json's runs instead of run folders."""
   by_name = {r['name']: r for r in saved}
+  return _records(runs, lambda run: dict(by_name.get(run.name, {'status': PENDING, 'scores': []})))
+
+
+def _records(runs: Sequence[spec.Run], read) -> list[dict[str, Any]]:
+  """read(run) -> its status record, named after the run, for every run in order."""
   out = []
   for run in runs:
-    record = dict(by_name.get(run.name, {'status': PENDING, 'scores': []}))
+    record = read(run)
     record.update(name=run.name, arm=run.arm, seed=run.seed, overrides=run.overrides)
     out.append(record)
   return out
