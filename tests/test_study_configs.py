@@ -8,6 +8,7 @@ from configs import cpu_best
 from configs.studies import chosen
 from configs.studies import chosen_lr
 from configs.studies import common
+from configs.studies import confirm
 from configs.studies import cooldown
 from configs.studies import ema
 from configs.studies import gan_utility
@@ -27,6 +28,7 @@ STUDIES = {
   'chosen_lr': chosen_lr,
   'ema': ema,
   'cooldown': cooldown,
+  'confirm': confirm,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
@@ -77,12 +79,26 @@ def test_unknown_class_or_scale_is_refused(arg):
 
 @pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
 def test_the_chosen_setting_is_the_config_users_train(class_name):
-  """configs/cpu_best.py trains exactly the `chosen` arm that the study measured."""
-  study = chosen.get_config(class_name)
-  (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == 0]
+  """configs/cpu_best.py trains exactly the `chosen` arm that the confirmation measures."""
+  study = confirm.get_config(class_name)
+  (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == study.seeds[0]]
   config = cpu_best.get_config(class_name)
   runner.check_runs([run])
   assert config.max_train_minutes == study.budget.minutes
-  for field in ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset'):
+  fields = ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset')
+  fields += ('g_optimizer', 'd_optimizer', 'd_steps', 'loss', 'model', 'ema_decay', 'r1_gamma')
+  fields += ('augment', 'lr_cooldown_fraction')
+  if config.lr_cooldown_fraction:  # Else both stop on the clock, long before either step count.
+    fields += ('num_train_steps',)
+  for field in fields:
     assert config[field] == run.config[field], field
-  assert len(study.seeds) == 8 and set(hparams.get_config(class_name).seeds) < set(study.seeds)
+  earlier = set(cooldown.get_config(class_name).seeds) | set(chosen.get_config(class_name).seeds)
+  assert len(study.seeds) >= 16 and not earlier & set(study.seeds)
+
+
+def test_the_normal_cooldown_is_the_measured_arm():
+  """cpu_best's normal cooldown is exactly the `chosen+cooldown` arm of the cooldown study."""
+  study = cooldown.get_config('normal')
+  (arm,) = [a for a in study.arms if a['name'] == 'chosen+cooldown']
+  assert cpu_best.overrides('normal') == arm['overrides']
+  assert cpu_best.overrides('bacterial') == cpu_best.OVERRIDES
