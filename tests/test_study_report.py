@@ -135,6 +135,29 @@ def test_grid_crop_keeps_the_top_left_samples(tmp_path):
   assert whole.size == (58, 58)
 
 
+def test_seed_band_counts_each_seed_inside_its_own_range():
+  short = ([0.0, 1.0], [4.0, 2.0])
+  long = ([0.0, 1.0, 2.0], [0.0, 2.0, 6.0])
+  t, median, low, high = report.seed_band([short, long])
+  assert t[0] == 0.0 and t[-1] == 2.0 and t.size == report.CURVE_POINTS
+  np.testing.assert_allclose([median[0], low[0], high[0]], [2.0, 0.0, 4.0])
+  after = t > 1.0  # Only the long run was scored here.
+  np.testing.assert_allclose(median[after], np.interp(t[after], *long))
+  np.testing.assert_allclose(low[after], high[after])
+  _, median, low, _ = report.seed_band([short, short, long])  # One seed of 3 past t = 1.
+  assert np.all(np.isnan(median[after])) and not np.any(np.isnan(low[after]))
+
+
+def test_results_written_before_score_columns_still_read(tmp_path):
+  old = {
+    'runs': [{'name': 'a/seed0', 'scores': {'columns': ['step', 'fd'], 'rows': [[10, 2.5]]}}],
+    'summary': {},
+  }
+  (tmp_path / 'results.json').write_text(json.dumps(old))
+  records, _ = report.read_results(tmp_path / 'results.json')
+  assert records[0]['scores'] == [{'step': 10, 'fd': 2.5}]
+
+
 def test_pareto_front():
   points = [(1.0, 5.0), (2.0, 3.0), (3.0, 4.0), (0.5, 9.0), (2.0, 3.0)]
   assert report._pareto_front(points) == {0, 1, 3, 4}
@@ -221,8 +244,9 @@ def test_committed_results_alone_re_render_the_report(tmp_path):
     write_run(tmp_path / 'work' / run.name, results.FINISHED, [20.0, final])
   pipeline.write_report(study, tmp_path / 'work', runs)
   saved = json.loads((tmp_path / 'work' / pipeline.RESULTS_FILE).read_text())
-  table = saved['runs'][0]['scores']  # Metric names once per run, a row per point.
-  assert table['columns'][0] == 'step' and len(table['rows']) == 2
+  rows = saved['runs'][0]['scores']  # Metric names once per file, a row per point.
+  assert saved['score_columns'][0] == 'step' and len(rows) == 2
+  assert len(rows[0]) == len(saved['score_columns'])
   records, _ = report.read_results(tmp_path / 'work' / pipeline.RESULTS_FILE)
   assert records[0]['scores'] == results.collect(tmp_path / 'work', runs)[0]['scores']
 
