@@ -29,9 +29,10 @@ MAX_STRIP_FRAMES = 8
 
 # The committed reports stay small: plots as 64-colour PNGs (a third of RGBA's
 # size, lines and text unchanged to the eye), sample figures as gray PNGs
-# posterised to 64 levels (half the bytes of 256; samples look the same).
+# posterised to 32 levels (40% of the bytes of 256; at 64 px the samples'
+# own grain hides the steps).
 PLOT_COLOURS = 64
-SAMPLE_GRAY_LEVELS = 64
+SAMPLE_GRAY_LEVELS = 32
 # Significant digits of results.json's floats (see files.write_json): four
 # is finer than any score here is measured (their seed-to-seed spread is
 # percents). With the metric names written once, 40% fewer bytes than six.
@@ -240,7 +241,7 @@ def _grid_paths(run_dir: pathlib.Path) -> list[pathlib.Path]:
 # X-ray to a few pixels, and a crop is legible and smaller on disk.
 FINAL_GRID_SIDE = 3
 PROGRESSION_SIDE = 2
-GIF_GRAY_LEVELS = 32  # Coarser than the PNGs': GIF compresses levels less well.
+GIF_GRAY_LEVELS = 16  # Coarser than the PNGs': GIF compresses levels less well.
 
 
 def grid_crop(path: pathlib.Path, resolution: int, side: int) -> Image.Image:
