@@ -152,12 +152,13 @@ def plot_curves(records: Sequence[dict], metrics: Sequence[str], path: pathlib.P
     values = []
     for arm in arms:
       curves = []
-      for record in records:
+      for record in (r for r in records if r['arm'] == arm):
         points = [
-          (s['seconds'] / 60, s[metric]) for s in record['scores'] if s.get(metric) is not None
+          (s['seconds'] / 60, s[metric])
+          for s in record['scores']
+          if s.get(metric) is not None and np.isfinite(s[metric])
         ]
-        points = [(x, y) for x, y in points if np.isfinite(y)]
-        if record['arm'] == arm and points:
+        if points:
           curves.append(tuple(zip(*sorted(points))))
       if not curves:
         continue
