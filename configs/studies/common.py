@@ -58,6 +58,13 @@ def steps(scale: str, *, cpu: int, full: int, smoke: int = 4) -> int:
   return {'cpu': cpu, 'full': full, 'smoke': smoke}[scale]
 
 
+def arm_steps(scale: str, study: ml_collections.ConfigDict, cpu: int) -> int:
+  """An arm's own num_train_steps (a cooldown needs a known end): `cpu` at CPU
+  scale, the base config's length at full scale, and at smoke scale 4, which
+  the study's 4-step budget ends first."""
+  return steps(scale, cpu=cpu, full=study.base.num_train_steps, smoke=4)
+
+
 def seeds(scale: str) -> list[int]:
   return {'cpu': [0, 1], 'full': [0, 1, 2], 'smoke': [0]}[scale]
 

@@ -35,10 +35,7 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
   )
   arm = cpu_best.overrides(class_name)
   if 'num_train_steps' in arm:
-    # full: the base config's length; smoke: the study's 4-step budget ends first.
-    arm['num_train_steps'] = common.steps(
-      scale, cpu=arm['num_train_steps'], full=study.base.num_train_steps, smoke=4
-    )
+    arm['num_train_steps'] = common.arm_steps(scale, study, cpu=arm['num_train_steps'])
   study.arms = [{'name': 'chosen', 'overrides': arm}]
   study.report.control = 'chosen'
   if scale == 'cpu':

@@ -35,8 +35,7 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     'The chosen CPU setting with and without a learning-rate cooldown, against the PyTorch '
     'DCGAN at the same wall-clock budget.'
   )
-  # full: the base config's length; smoke: the study's 4-step budget ends first.
-  steps = common.steps(scale, cpu=COOLDOWN_STEPS, full=study.base.num_train_steps, smoke=4)
+  steps = common.arm_steps(scale, study, cpu=COOLDOWN_STEPS)
   study.arms = [
     {'name': 'chosen', 'overrides': dict(cpu_best.OVERRIDES)},
     {
