@@ -14,6 +14,7 @@ from configs.studies import ema
 from configs.studies import gan_utility
 from configs.studies import hparams
 from configs.studies import noise
+from configs.studies import pilot
 from configs.studies import precision
 from configs.studies import utility as utility_config
 from cxrgan_jax.study import runner
@@ -29,6 +30,7 @@ STUDIES = {
   'ema': ema,
   'cooldown': cooldown,
   'confirm': confirm,
+  'pilot': pilot,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
@@ -102,3 +104,13 @@ def test_the_normal_cooldown_is_the_measured_arm():
   (arm,) = [a for a in study.arms if a['name'] == 'chosen+cooldown']
   assert cpu_best.overrides('normal') == arm['overrides']
   assert cpu_best.overrides('bacterial') == cpu_best.OVERRIDES
+
+
+def test_the_pilot_uses_seeds_no_other_study_used():
+  """The pilot chooses on its own seeds, so its choice can be confirmed on others."""
+  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'pilot']
+  earlier = set().union(*(set(s.seeds) for s in others))
+  study = pilot.get_config('bacterial')
+  assert not earlier & set(study.seeds)
+  (control,) = [a for a in study.arms if a['name'] == 'chosen']
+  assert control['overrides'] == cpu_best.overrides('bacterial')
