@@ -9,6 +9,7 @@ from configs.studies import chosen
 from configs.studies import chosen_lr
 from configs.studies import common
 from configs.studies import confirm
+from configs.studies import confirm_pilot
 from configs.studies import cooldown
 from configs.studies import ema
 from configs.studies import gan_utility
@@ -31,6 +32,7 @@ STUDIES = {
   'cooldown': cooldown,
   'confirm': confirm,
   'pilot': pilot,
+  'confirm_pilot': confirm_pilot,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
@@ -79,38 +81,48 @@ def test_unknown_class_or_scale_is_refused(arg):
     noise.get_config(arg)
 
 
+# The confirmation that tested each class's present chosen setting.
+LATEST_CONFIRMATION = {'normal': confirm, 'bacterial': confirm_pilot}
+
+
 @pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
 def test_the_chosen_setting_is_the_config_users_train(class_name):
-  """configs/cpu_best.py trains exactly the `chosen` arm that the confirmation measures."""
-  study = confirm.get_config(class_name)
+  """configs/cpu_best.py trains exactly the `chosen` arm that its latest confirmation measures."""
+  study = LATEST_CONFIRMATION[class_name].get_config(class_name)
   (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == study.seeds[0]]
   config = cpu_best.get_config(class_name)
   runner.check_runs([run])
   assert config.max_train_minutes == study.budget.minutes
   fields = ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset')
   fields += ('g_optimizer', 'd_optimizer', 'd_steps', 'loss', 'model', 'ema_decay', 'r1_gamma')
-  fields += ('augment', 'lr_cooldown_fraction')
+  fields += ('r1_interval', 'augment', 'lr_cooldown_fraction')
   if config.lr_cooldown_fraction:  # Else both stop on the clock, long before either step count.
     fields += ('num_train_steps',)
   for field in fields:
     assert config[field] == run.config[field], field
-  earlier = set(cooldown.get_config(class_name).seeds) | set(chosen.get_config(class_name).seeds)
+  others = [STUDIES[n].get_config(class_name) for n in STUDIES if n != 'confirm_pilot']
+  if LATEST_CONFIRMATION[class_name] is confirm:
+    others = [chosen.get_config(class_name), cooldown.get_config(class_name)]
+  earlier = set().union(*(set(s.seeds) for s in others))
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
 
 
-def test_the_normal_cooldown_is_the_measured_arm():
-  """cpu_best's normal cooldown is exactly the `chosen+cooldown` arm of the cooldown study."""
+def test_the_chosen_setting_is_what_its_studies_chose():
+  """cpu_best's per-class additions are exactly the arms that the studies chose."""
   study = cooldown.get_config('normal')
   (arm,) = [a for a in study.arms if a['name'] == 'chosen+cooldown']
-  assert cpu_best.overrides('normal') == arm['overrides']
-  assert cpu_best.overrides('bacterial') == cpu_best.OVERRIDES
+  assert cpu_best.overrides('normal') == arm['overrides'] == confirm.ARMS['normal']
+  study = pilot.get_config('bacterial')
+  (arm,) = [a for a in study.arms if a['name'] == 'chosen+r1_gamma=1']
+  assert cpu_best.overrides('bacterial') == arm['overrides']
+  assert cpu_best.overrides('viral') == cpu_best.OVERRIDES == confirm.ARMS['viral']
 
 
 def test_the_pilot_uses_seeds_no_other_study_used():
   """The pilot chooses on its own seeds, so its choice can be confirmed on others."""
-  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'pilot']
+  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if 'pilot' not in n]
   earlier = set().union(*(set(s.seeds) for s in others))
   study = pilot.get_config('bacterial')
   assert not earlier & set(study.seeds)
   (control,) = [a for a in study.arms if a['name'] == 'chosen']
-  assert control['overrides'] == cpu_best.overrides('bacterial')
+  assert control['overrides'] == confirm.ARMS['bacterial']
