@@ -82,7 +82,7 @@ def test_unknown_class_or_scale_is_refused(arg):
 
 
 # The confirmation that tested each class's present chosen setting.
-LATEST_CONFIRMATION = {'normal': confirm, 'bacterial': confirm_pilot}
+LATEST_CONFIRMATION = {'normal': confirm, 'bacterial': confirm}
 
 
 @pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
@@ -100,22 +100,18 @@ def test_the_chosen_setting_is_the_config_users_train(class_name):
     fields += ('num_train_steps',)
   for field in fields:
     assert config[field] == run.config[field], field
-  others = [STUDIES[n].get_config(class_name) for n in STUDIES if n != 'confirm_pilot']
-  if LATEST_CONFIRMATION[class_name] is confirm:
-    others = [chosen.get_config(class_name), cooldown.get_config(class_name)]
+  others = [chosen.get_config(class_name), cooldown.get_config(class_name)]
   earlier = set().union(*(set(s.seeds) for s in others))
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
 
 
 def test_the_chosen_setting_is_what_its_studies_chose():
-  """cpu_best's per-class additions are exactly the arms that the studies chose."""
+  """cpu_best's per-class additions are exactly the arms that the studies chose and confirmed."""
   study = cooldown.get_config('normal')
   (arm,) = [a for a in study.arms if a['name'] == 'chosen+cooldown']
   assert cpu_best.overrides('normal') == arm['overrides'] == confirm.ARMS['normal']
-  study = pilot.get_config('bacterial')
-  (arm,) = [a for a in study.arms if a['name'] == 'chosen+r1_gamma=1']
-  assert cpu_best.overrides('bacterial') == arm['overrides']
-  assert cpu_best.overrides('viral') == cpu_best.OVERRIDES == confirm.ARMS['viral']
+  for class_name in ('bacterial', 'viral'):
+    assert cpu_best.overrides(class_name) == cpu_best.OVERRIDES == confirm.ARMS[class_name]
 
 
 def test_the_pilot_uses_seeds_no_other_study_used():
@@ -126,3 +122,13 @@ def test_the_pilot_uses_seeds_no_other_study_used():
   assert not earlier & set(study.seeds)
   (control,) = [a for a in study.arms if a['name'] == 'chosen']
   assert control['overrides'] == confirm.ARMS['bacterial']
+
+
+def test_the_pilot_confirmation_trains_the_pilot_pick_on_new_seeds():
+  study = confirm_pilot.get_config('bacterial')
+  (arm,) = [a for a in pilot.get_config('bacterial').arms if a['name'] == 'chosen+r1_gamma=1']
+  assert [a['overrides'] for a in study.arms] == [arm['overrides']]
+  assert arm['overrides'] == {**confirm.ARMS['bacterial'], 'r1_gamma': 1.0}
+  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot']
+  earlier = set().union(*(set(s.seeds) for s in others))
+  assert len(study.seeds) >= 10 and not earlier & set(study.seeds)

@@ -22,9 +22,8 @@ from configs.studies import common
 
 FIRST_SEED = 100
 NUM_SEEDS = {'normal': 20, 'bacterial': 10, 'viral': 10}
-# What configs/cpu_best.py trained for each class when these runs were made.
-# Bacterial's has since added lazy R1 (chosen by configs/studies/pilot.py and
-# tested by configs/studies/confirm_pilot.py).
+# What configs/cpu_best.py trained for each class when these runs were made,
+# fixed here so that a later change to it cannot change what this study ran.
 ARMS = {
   'normal': {'batch_size': 16, 'lr_cooldown_fraction': 0.5, 'num_train_steps': 2_400},
   'bacterial': {'batch_size': 16},
