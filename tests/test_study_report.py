@@ -272,3 +272,31 @@ def test_committed_results_alone_re_render_the_report(tmp_path):
   assert 'default_seed0_progression' not in text  # Not kept, and nothing to redraw it from.
   again = json.loads((clone / pipeline.RESULTS_FILE).read_text())
   assert again['runs'] == saved['runs']
+
+
+def test_results_write_each_run_s_unchanging_scores_once(tmp_path):
+  """A column that holds one value through every run is written once per run, and reads back."""
+  records = [
+    {
+      'name': 'a/seed0',
+      'scores': [
+        {'step': 10, 'fd': 2.5, 'num_real': 217, 'ref': 0.5},
+        {'step': 20, 'fd': 1.5, 'num_real': 217, 'ref': 0.5},
+      ],
+    },
+    {'name': 'a/seed1', 'scores': [{'step': 10, 'fd': 3.0, 'num_real': 217, 'ref': 0.7}]},
+    {'name': 'b/seed0', 'scores': []},
+    {'name': 'c/seed0', 'error': 'diverged'},
+  ]
+  path = tmp_path / 'results.json'
+  report.write_results(path, records, {'arms': {}})
+  saved = json.loads(path.read_text())
+  assert saved['score_columns'] == ['step', 'fd']  # 'ref' differs between runs, not within.
+  assert saved['fixed_score_columns'] == ['num_real', 'ref']
+  assert saved['runs'][0]['fixed_scores'] == [217, 0.5]
+  assert saved['runs'][0]['scores'] == [[10, 2.5], [20, 1.5]]
+  assert report.read_results(path) == (records, {'arms': {}})
+  records[0]['scores'][1]['ref'] = 0.6  # Now it changes within a run: a column again.
+  report.write_results(path, records, {})
+  assert 'ref' in json.loads(path.read_text())['score_columns']
+  assert report.read_results(path)[0] == records

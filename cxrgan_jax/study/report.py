@@ -47,18 +47,35 @@ def write_results(path: pathlib.Path, records: Sequence[dict], summary: dict) ->
 
   Scored points are rows under one `score_columns` list for the whole file,
   so the dozens of metric names are written once, not once per run or point.
+  Columns that hold one value throughout every run (the real split's own
+  statistics, the sample counts) go under `fixed_score_columns` instead, with
+  each run's values written once, as its `fixed_scores`.
   """
   scored = [r for r in records if isinstance(r.get('scores'), list)]
   columns = sorted(
     {k for r in scored for p in r['scores'] for k in p}, key=lambda k: (k != 'step', k)
   )
-  runs = [
-    {**r, 'scores': [[p.get(k) for k in columns] for p in r['scores']]}
-    if isinstance(r.get('scores'), list)
-    else r
-    for r in records
+  fixed = [
+    k
+    for k in columns
+    if k != 'step'
+    and all(k in p for r in scored for p in r['scores'])
+    and all(len({p[k] for p in r['scores']}) <= 1 for r in scored)
   ]
-  saved = {'runs': runs, 'summary': summary, **({'score_columns': columns} if scored else {})}
+  varying = [k for k in columns if k not in fixed]
+  runs = []
+  for r in records:
+    points = r.get('scores')
+    if isinstance(points, list):
+      r = {**r, 'scores': [[p.get(k) for k in varying] for p in points]}
+      if fixed and points:
+        r['fixed_scores'] = [points[0][k] for k in fixed]
+    runs.append(r)
+  saved = {'runs': runs, 'summary': summary}
+  if scored:
+    saved['score_columns'] = varying
+    if fixed:
+      saved['fixed_score_columns'] = fixed
   files.write_json(
     path, saved, significant_digits=RESULTS_DIGITS, inline_depth=RESULTS_INLINE_DEPTH
   )
@@ -68,9 +85,12 @@ def read_results(path: pathlib.Path) -> tuple[list[dict], dict]:
   """(records, summary) of a results.json, each run's scores as a list of points."""
   saved = json.loads(path.read_text())
   columns = saved.get('score_columns')
+  fixed_columns = saved.get('fixed_score_columns', [])
   records = []
   for record in saved['runs']:
+    record = dict(record)
     scores = record.get('scores')
+    fixed = dict(zip(fixed_columns, record.pop('fixed_scores', [])))
     if isinstance(scores, dict):  # Written before score_columns: a table per run.
       columns_here, rows = scores['columns'], scores['rows']
     elif columns is not None and isinstance(scores, list):
@@ -78,7 +98,9 @@ def read_results(path: pathlib.Path) -> tuple[list[dict], dict]:
     else:
       records.append(record)
       continue
-    points = [{k: v for k, v in zip(columns_here, row) if v is not None} for row in rows]
+    points = [
+      {k: v for k, v in (*zip(columns_here, row), *fixed.items()) if v is not None} for row in rows
+    ]
     records.append({**record, 'scores': points})
   return records, saved['summary']
 
