@@ -18,6 +18,8 @@ The rule, committed before these runs: the candidate with the lowest mean
 final `fd_cxr` goes on to a confirmation against the peer if that mean is
 below the `chosen` arm's and its mean final 1-NN accuracy is at most 0.02
 above the `chosen` arm's; otherwise the chosen setting stays as it is.
+It picked R1 (0.596 against 1.26), which then tied with the peer on `fd_cxr`
+on fresh seeds (configs/studies/confirm_pilot.py).
 """
 
 import ml_collections
