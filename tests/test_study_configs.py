@@ -81,14 +81,14 @@ def test_unknown_class_or_scale_is_refused(arg):
     noise.get_config(arg)
 
 
-# The confirmation that tested each class's present chosen setting.
-LATEST_CONFIRMATION = {'normal': confirm, 'bacterial': confirm}
+def seeds_of(studies) -> set[int]:
+  return set().union(*(set(s.seeds) for s in studies))
 
 
 @pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
 def test_the_chosen_setting_is_the_config_users_train(class_name):
-  """configs/cpu_best.py trains exactly the `chosen` arm that its latest confirmation measures."""
-  study = LATEST_CONFIRMATION[class_name].get_config(class_name)
+  """configs/cpu_best.py trains exactly the `chosen` arm that the confirmation measures."""
+  study = confirm.get_config(class_name)
   (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == study.seeds[0]]
   config = cpu_best.get_config(class_name)
   runner.check_runs([run])
@@ -100,8 +100,7 @@ def test_the_chosen_setting_is_the_config_users_train(class_name):
     fields += ('num_train_steps',)
   for field in fields:
     assert config[field] == run.config[field], field
-  others = [chosen.get_config(class_name), cooldown.get_config(class_name)]
-  earlier = set().union(*(set(s.seeds) for s in others))
+  earlier = seeds_of([chosen.get_config(class_name), cooldown.get_config(class_name)])
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
 
 
@@ -116,8 +115,7 @@ def test_the_chosen_setting_is_what_its_studies_chose():
 
 def test_the_pilot_uses_seeds_no_other_study_used():
   """The pilot chooses on its own seeds, so its choice can be confirmed on others."""
-  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if 'pilot' not in n]
-  earlier = set().union(*(set(s.seeds) for s in others))
+  earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if 'pilot' not in n)
   study = pilot.get_config('bacterial')
   assert not earlier & set(study.seeds)
   (control,) = [a for a in study.arms if a['name'] == 'chosen']
@@ -129,6 +127,5 @@ def test_the_pilot_confirmation_trains_the_pilot_pick_on_new_seeds():
   (arm,) = [a for a in pilot.get_config('bacterial').arms if a['name'] == 'chosen+r1_gamma=1']
   assert [a['overrides'] for a in study.arms] == [arm['overrides']]
   assert arm['overrides'] == {**confirm.ARMS['bacterial'], 'r1_gamma': 1.0}
-  others = [STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot']
-  earlier = set().union(*(set(s.seeds) for s in others))
+  earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot')
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)

@@ -65,6 +65,14 @@ def arm_steps(scale: str, study: ml_collections.ConfigDict, cpu: int) -> int:
   return steps(scale, cpu=cpu, full=study.base.num_train_steps, smoke=4)
 
 
+def fresh_seeds(scale: str, study: ml_collections.ConfigDict, first: int, cpu: int) -> list[int]:
+  """Seeds no earlier study used, from `first` on: `cpu` of them at CPU scale,
+  as many as `study` has at full scale, and the smoke run's own seed."""
+  if scale == 'smoke':
+    return list(study.seeds)
+  return list(range(first, first + (cpu if scale == 'cpu' else len(study.seeds))))
+
+
 def seeds(scale: str) -> list[int]:
   return {'cpu': [0, 1], 'full': [0, 1, 2], 'smoke': [0]}[scale]
 

@@ -31,6 +31,14 @@ ARMS = {
 }
 
 
+def measured_arm(class_name: str, scale: str, study: ml_collections.ConfigDict) -> dict:
+  """ARMS[class_name] at `scale`: a cooldown's step count scaled with the study."""
+  arm = dict(ARMS[class_name])
+  if 'num_train_steps' in arm:
+    arm['num_train_steps'] = common.arm_steps(scale, study, cpu=arm['num_train_steps'])
+  return arm
+
+
 def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
   class_name, scale = common.parse_arg(arg)
   study = chosen.get_config(arg)
@@ -39,14 +47,9 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     'The chosen CPU setting (configs/cpu_best.py) against the PyTorch DCGAN at the same '
     'wall-clock budget, on fresh seeds.'
   )
-  arm = dict(ARMS[class_name])
-  if 'num_train_steps' in arm:
-    arm['num_train_steps'] = common.arm_steps(scale, study, cpu=arm['num_train_steps'])
-  study.arms = [{'name': 'chosen', 'overrides': arm}]
+  study.arms = [{'name': 'chosen', 'overrides': measured_arm(class_name, scale, study)}]
   study.report.control = 'chosen'
   if scale == 'cpu':
     study.report.progression = 'none'
-    study.seeds = list(range(FIRST_SEED, FIRST_SEED + NUM_SEEDS[class_name]))
-  elif scale == 'full':
-    study.seeds = [FIRST_SEED + s for s in study.seeds]
+  study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS[class_name])
   return study

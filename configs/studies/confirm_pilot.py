@@ -27,7 +27,7 @@ NUM_SEEDS = 16
 
 
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
-  class_name, scale = common.parse_arg(arg)
+  _, scale = common.parse_arg(arg)
   study = confirm.get_config(arg)
   study.name = study.name.replace('confirm_', 'confirm_pilot_')
   study.description = (
@@ -36,8 +36,5 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
   )
   (arm,) = [a for a in pilot.get_config(arg).arms if a['name'] == CHOSEN_ARM]
   study.arms = [{'name': 'chosen', 'overrides': dict(arm['overrides'])}]
-  if scale == 'cpu':
-    study.seeds = list(range(FIRST_SEED, FIRST_SEED + NUM_SEEDS))
-  elif scale == 'full':
-    study.seeds = list(range(FIRST_SEED, FIRST_SEED + len(study.seeds)))
+  study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS)
   return study

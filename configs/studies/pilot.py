@@ -40,9 +40,7 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
     'Candidate changes to the chosen CPU setting, to choose one for a confirmation against '
     'the PyTorch DCGAN.'
   )
-  base = dict(confirm.ARMS[class_name])  # The setting this pilot set out to improve.
-  if 'num_train_steps' in base:
-    base['num_train_steps'] = common.arm_steps(scale, study, cpu=base['num_train_steps'])
+  base = confirm.measured_arm(class_name, scale, study)  # The setting to improve.
   width = study.base.g_channels
   candidates = {
     'd_steps=2': {'d_steps': 2},
@@ -55,7 +53,5 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
   study.peers = []  # The confirmation trains the peer; choosing needs only the control.
   if scale == 'cpu':
     study.report.progression = 'none'
-    study.seeds = list(range(FIRST_SEED, FIRST_SEED + NUM_SEEDS))
-  elif scale == 'full':
-    study.seeds = [FIRST_SEED + s for s in study.seeds]
+  study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS)
   return study
