@@ -14,6 +14,7 @@ from configs.studies import cooldown
 from configs.studies import ema
 from configs.studies import gan_utility
 from configs.studies import hparams
+from configs.studies import longer
 from configs.studies import noise
 from configs.studies import pilot
 from configs.studies import precision
@@ -33,6 +34,7 @@ STUDIES = {
   'confirm': confirm,
   'pilot': pilot,
   'confirm_pilot': confirm_pilot,
+  'longer': longer,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
@@ -129,3 +131,11 @@ def test_the_pilot_confirmation_trains_the_pilot_pick_on_new_seeds():
   assert arm['overrides'] == {**confirm.ARMS['bacterial'], 'r1_gamma': 1.0}
   earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot')
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
+
+
+def test_the_longer_study_trains_the_confirmed_arm_longer_on_new_seeds():
+  study = longer.get_config('bacterial')
+  assert [a['overrides'] for a in study.arms] == [confirm.ARMS['bacterial']]
+  assert study.budget.minutes == 5 * confirm.get_config('bacterial').budget.minutes
+  earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'longer')
+  assert not earlier & set(study.seeds)
