@@ -1,7 +1,7 @@
 """One evaluation (`python -m cxrgan_jax.evaluate`): every knob.
 
-Generated side: `workdir` (samples the run's EMA generator, `which` / `step`)
-or `samples_dir`. Real side: a TFDS split (`dataset` / `split`) or `real_dir`.
+Generated side: `workdir` (samples the run's EMA generator, `which` / `step`),
+`samples_dir`, or `generated_split` (real images: the floor). Real side: a TFDS split (`dataset` / `split`) or `real_dir`.
 Training side for the memorisation audit: `train_split` of the same dataset
 or `train_dir` ('' and '' = no audit).
 """
@@ -21,6 +21,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.which = 'latest'  # 'latest' (checkpoints/) or 'best' (best/, lowest FD).
   config.step = config_dict.placeholder(int)  # Step of `which`; None = the newest.
   config.samples_dir = ''  # Folder of generated PNG/JPEG images (recursive) instead.
+  # Or real images as the generated side: `num_samples` random images (`seed`)
+  # of this TFDS split of `dataset`, e.g. 'train'. What a generator that
+  # reproduced its training data would score: the floor of every measure.
+  config.generated_split = ''
   config.num_samples = 1000  # Images to generate; with samples_dir a cap (0 = all).
   config.seed = 0  # Seed of sampling and of every random subset.
   # BatchNorm generators: normalise with the 'running' averages or with each

@@ -1,7 +1,7 @@
 """The committed study results are what the code makes of them.
 
 Every GAN study folder in studies/ holds only results.json, report.md, the
-figures and study_config.json. Summarising it again from results.json alone
+figures, study_config.json and reference.json (the real-image floor). Summarising it again from results.json alone
 must give back the same results.json and the same report text (the figures
 are drawn by the re-render tests of test_study_report), so a reader can
 trust that the reports' tables, and the README's Results taken from them,

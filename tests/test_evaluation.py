@@ -267,3 +267,36 @@ def test_unknown_feature_and_missing_inputs(setup, tmp_path):
     )
   with pytest.raises(ValueError, match='exactly one'):
     suite.run(_args(output_dir=str(tmp_path)))
+
+
+def test_a_real_split_as_the_generated_side_scores_the_floor(setup, tmp_path):
+  """--generated_split: seeded random real images of another split are the generated side."""
+  kw = dict(
+    generated_split='train',
+    num_samples=40,
+    dataset=DATASET,
+    split='validation',
+    data_dir=setup.data_dir,
+    train_split='',
+    resolution=RES,
+    features='pixels',
+    cache_dir='',
+  )
+  first = suite.run(_args(output_dir=str(tmp_path / 'a'), seed=0, **kw))
+  again = suite.run(_args(output_dir=str(tmp_path / 'b'), seed=0, **kw))
+  other = suite.run(_args(output_dir=str(tmp_path / 'c'), seed=1, **kw))
+  assert first == again and first['fd_pixels'] != other['fd_pixels']
+  assert first['num_fake'] == 40 and first['num_real'] == len(setup.splits['validation'])
+  info = json.loads((tmp_path / 'a/evaluation_info.json').read_text())
+  assert info['fake_source'] == f'{DATASET} [train] (real images)'
+  # Real against real: about as close as the ideal 0.5 as a 40-image 1-NN test allows.
+  assert 0.3 <= first['one_nn_accuracy_pixels'] <= 0.75
+  for bad, message in (
+    (dict(split='train'), 'equals --split'),
+    (dict(train_split='train'), 'equals --train_split'),
+    (dict(resolution=0), 'needs --resolution'),
+    (dict(samples_dir=str(setup.fake_dir)), 'exactly one'),
+    (dict(real_dir=str(setup.real_dir)), 'not --real_dir'),
+  ):
+    with pytest.raises(ValueError, match=message):
+      suite.run(_args(output_dir=str(tmp_path / 'bad'), **{**kw, **bad}))

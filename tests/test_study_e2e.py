@@ -19,6 +19,7 @@ from configs.studies import gan_utility as gan_utility_config
 from configs.studies import noise
 from configs.studies import utility as utility_config
 from cxrgan_jax.study import pipeline
+from cxrgan_jax.study import reference
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
 from cxrgan_jax.study import utility
@@ -79,15 +80,26 @@ def test_workers_failures_rerun_and_report(noise_studies):
       assert all(s['fd_pixels'] > 0 and s['seconds'] > 0 for s in scores)
       assert scores[1]['images_seen'] == 4 * study.base.batch_size
 
+  # Real training images scored as samples: the report's floor.
+  floor = json.loads((tmp_path / reference.REFERENCE_FILE).read_text())
+  assert len(floor['subsets']) == study.eval.reference_subsets == 1
+  assert floor['subsets'][0]['num_fake'] == study.eval.num_samples
+
   # A rerun trains and scores nothing again, and rebuilds the report.
   marker = tmp_path / 'default/seed0' / results.RUN_FILE
   before = marker.stat().st_mtime_ns
+  floor_before = (tmp_path / reference.REFERENCE_FILE).stat().st_mtime_ns
   (tmp_path / 'report.md').unlink()
   pipeline.run(study, str(tmp_path))
   assert marker.stat().st_mtime_ns == before
+  assert (tmp_path / reference.REFERENCE_FILE).stat().st_mtime_ns == floor_before
   report = (tmp_path / 'report.md').read_text()
   assert '`diverges` seed 0: diverged' in report and '| `data_noise=0.2` | 1 ok |' in report
+  assert '| real `train` images (reference) | 1 subsets |' in report
   saved = json.loads((tmp_path / pipeline.RESULTS_FILE).read_text())
+  assert saved['summary']['reference']['values']['fd_pixels'] == [
+    pytest.approx(floor['subsets'][0]['fd_pixels'], rel=1e-3)
+  ]
   assert saved['summary']['arms']['diverges']['runs'] == []
   for name in (
     'curves.png',

@@ -10,6 +10,7 @@ from configs import base as base_config
 from cxrgan_jax import files
 from cxrgan_jax import images
 from cxrgan_jax.study import pipeline
+from cxrgan_jax.study import reference
 from cxrgan_jax.study import report
 from cxrgan_jax.study import results
 from cxrgan_jax.study import spec
@@ -300,3 +301,32 @@ def test_results_write_each_run_s_unchanging_scores_once(tmp_path):
   report.write_results(path, records, {})
   assert 'ref' in json.loads(path.read_text())['score_columns']
   assert report.read_results(path)[0] == records
+
+
+def test_real_image_reference_is_a_row_and_a_line_and_follows_its_settings(tmp_path):
+  """reference.json's scores join the summary, the table and the figures; stale ones do not."""
+  study = two_arm_study(progression='none')
+  study.eval.reference_subsets = 2
+  study.eval.num_samples = 500
+  runs = spec.runs(study)
+  for run in runs:
+    write_run(tmp_path / run.name, results.FINISHED, [20.0, 10.0 if run.arm == 'default' else 5.0])
+  subsets = [{'fd_cxr': 0.25, 'num_fake': 500}, {'fd_cxr': 0.5, 'num_fake': 500}]
+  reference.save(study, tmp_path, subsets + [{'fd_cxr': 9.0, 'num_fake': 500}])
+  text = pipeline.write_report(study, tmp_path, runs).read_text()
+  assert 'random sets of 500 real `train` images' in text
+  assert '| real `train` images (reference) | 2 subsets | 0.375 (0.25-0.5) | - |' in text
+  saved = json.loads((tmp_path / pipeline.RESULTS_FILE).read_text())
+  assert saved['summary']['reference'] == {
+    'split': 'train',
+    'num_images': 500,
+    'subsets': 2,
+    'values': {'fd_cxr': [0.25, 0.5]},
+  }
+  assert (tmp_path / report.FIGURES / 'curves.png').is_file()
+  # Scores made with other settings are not this study's floor.
+  study.eval.num_samples = 1000
+  assert reference.read(study, tmp_path) == []
+  text = pipeline.write_report(study, tmp_path, runs).read_text()
+  assert 'reference' not in text
+  assert 'reference' not in json.loads((tmp_path / pipeline.RESULTS_FILE).read_text())['summary']

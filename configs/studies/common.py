@@ -91,6 +91,9 @@ def scoring(scale: str, *, every_steps: int) -> ml_collections.ConfigDict:
   config.features = 'pixels' if scale == 'smoke' else 'cxr,pixels'
   config.num_permutations = 200
   config.ms_ssim_pairs = 200
+  # Random sets of `num_samples` real training images scored the same way: the
+  # floor each arm is read against (cxrgan_jax/study/reference.py).
+  config.reference_subsets = {'cpu': 5, 'full': 3, 'smoke': 1}[scale]
   return config
 
 

@@ -124,7 +124,19 @@ def _timed(info: dict[str, Any], name: str):
 
 
 def load_generated(config: ml_collections.ConfigDict) -> Side:
-  """The run's EMA generator sampled (`workdir`), or a folder (`samples_dir`)."""
+  """The run's EMA generator sampled (`workdir`), a folder (`samples_dir`), or
+  real images of another split (`generated_split`: what a perfect generator of
+  that split would score, the floor of every measure)."""
+  if config.get('generated_split'):
+    spec = real_cache.SplitSpec(
+      config.dataset,
+      config.generated_split,
+      config.data_dir,
+      config.resolution,
+      _cap(config.num_samples),
+      config.seed,
+    )
+    return Side(spec.load(), f'{config.dataset} [{config.generated_split}] (real images)')
   if config.samples_dir:
     images = folders.load_image_folder(
       config.samples_dir,
@@ -264,13 +276,35 @@ def write_outputs(
   return metrics
 
 
+def check_generated_side(config: ml_collections.ConfigDict) -> None:
+  """One generated side; a real split as that side must be another split than
+  the held-out one and the audit's, at a stated resolution."""
+  generated_split = config.get('generated_split', '')
+  if sum(map(bool, (config.workdir, config.samples_dir, generated_split))) != 1:
+    raise ValueError('Give exactly one of --workdir, --samples_dir and --generated_split.')
+  if not generated_split:
+    return
+  if config.real_dir or config.train_dir:
+    raise ValueError(
+      '--generated_split reads a TFDS split of --dataset: use it with --split and '
+      '--train_split, not --real_dir / --train_dir.'
+    )
+  for name in ('split', 'train_split'):
+    if generated_split == config[name]:
+      raise ValueError(
+        f'--generated_split={generated_split!r} equals --{name}: its images would be '
+        f'measured against themselves; use another split, or --train_split="" for no audit.'
+      )
+  if not config.resolution:
+    raise ValueError('--generated_split needs --resolution (the TFDS records\' size, e.g. 64).')
+
+
 def run(config: ml_collections.ConfigDict) -> dict[str, float]:
   """Runs one evaluation (fields: configs/eval.py); writes the outputs, returns the metrics."""
   t_start = time.time()
   if not config.output_dir:
     raise ValueError('output_dir is required.')
-  if bool(config.workdir) == bool(config.samples_dir):
-    raise ValueError('Give exactly one of --workdir and --samples_dir.')
+  check_generated_side(config)
   info: dict[str, Any] = {'features': extractors.parse_names(config.features), 'seconds': {}}
   output_dir = pathlib.Path(config.output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)

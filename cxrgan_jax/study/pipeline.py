@@ -1,4 +1,5 @@
-"""One study call: check every run, train and score this worker's share, report."""
+"""One study call: check every run, train and score this worker's share, score the
+real-image reference, report."""
 
 import pathlib
 import sys
@@ -7,6 +8,7 @@ from absl import logging
 import ml_collections
 
 from cxrgan_jax import files
+from cxrgan_jax.study import reference
 from cxrgan_jax.study import report
 from cxrgan_jax.study import results
 from cxrgan_jax.study import runner
@@ -57,7 +59,13 @@ def summarize(
     records = results.collect(study_dir, all_runs)
   # Summarised as saved, so a re-render from results.json alone gives the same summary.
   records = files.round_floats(records, report.RESULTS_DIGITS)
-  return records, results.summarize(records, **_report_settings(study)), results_only
+  settings = _report_settings(study)
+  summary = results.summarize(records, **settings)
+  subsets = files.round_floats(reference.read(study, study_dir), report.RESULTS_DIGITS)
+  floor = reference.summarize(subsets, list(settings['metrics']))
+  if floor:
+    summary['reference'] = floor
+  return records, summary, results_only
 
 
 def write_report(
@@ -101,6 +109,8 @@ def run(
       record = runner.train_run(one, study_dir / one.name)
       if record['status'] == results.FINISHED:
         scorer.score_run(one, study_dir / one.name)
+  if reference.num_subsets(study):  # Real images scored as samples: the report's floor.
+    reference.score(study, study_dir)
   path = write_report(study, study_dir, all_runs + peers)
   logging.info('study: report at %s', path)
   return path

@@ -159,7 +159,12 @@ def seed_band(
   return t[keep], median, np.nanmin(values, axis=0), np.nanmax(values, axis=0)
 
 
-def plot_curves(records: Sequence[dict], metrics: Sequence[str], path: pathlib.Path) -> str:
+def plot_curves(
+  records: Sequence[dict],
+  metrics: Sequence[str],
+  path: pathlib.Path,
+  reference: dict | None = None,
+) -> str:
   """Each metric against training minutes, a panel each: per arm, the median over
   seeds and the band from the lowest to the highest seed (one line per seed for
   16 seeds is unreadable, and 2.5 times the bytes)."""
@@ -189,6 +194,10 @@ def plot_curves(records: Sequence[dict], metrics: Sequence[str], path: pathlib.P
       if len(curves) > 1:
         ax.fill_between(t, low, high, color=colours[arm], alpha=0.15, lw=0)
       values += [v for _, y in curves for v in y]
+    floor = (reference or {}).get('values', {}).get(metric)
+    if floor:
+      ax.axhline(float(np.mean(floor)), color='0.3', ls='--', lw=0.9)
+      values.append(float(np.mean(floor)))
     if values and min(values) > 0 and max(values) > 10 * min(values):
       ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
     ax.set_title(metric, fontsize=8)
@@ -197,10 +206,13 @@ def plot_curves(records: Sequence[dict], metrics: Sequence[str], path: pathlib.P
   for ax in axes[-1]:
     ax.set_xlabel('training time (minutes)', fontsize=7)
   handles = [plt.Line2D([], [], color=colours[a], label=a) for a in arms]
+  if reference:
+    label = f'real {reference["split"]} images (mean of {reference["subsets"]} sets)'
+    handles.append(plt.Line2D([], [], color='0.3', ls='--', label=label))
   fig.legend(
     handles=handles,
     loc='lower center',
-    ncol=min(5, len(arms)),
+    ncol=min(5, len(handles)),
     fontsize=7,
     bbox_to_anchor=(0.5, 1.0),
     frameon=False,
@@ -249,6 +261,10 @@ def plot_bars(summary: dict, metric: str, path: pathlib.Path) -> str:
       highs.append(m.high - m.mean if np.isfinite(m.high) else 0.0)
   fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 4))
   ax.bar(range(len(names)), means, yerr=[lows, highs], capsize=3, color='C0')
+  floor = summary.get('reference', {}).get('values', {}).get(metric)
+  if floor:
+    ax.axhline(float(np.mean(floor)), color='0.3', ls='--', lw=0.9, label='real training images')
+    ax.legend(fontsize=7)
   ax.set_xticks(range(len(names)), names, rotation=45, ha='right', fontsize=7)
   ax.set_ylabel(f'final {metric} (95% interval over seeds)')
   ax.grid(axis='y', alpha=0.3)
@@ -357,6 +373,14 @@ def _fmt(entry: dict | None, digits: int = 3) -> str:
   return results.interval(entry).format(digits) if entry else '-'
 
 
+def _range_text(values: Sequence[float] | None, digits: int = 3) -> str:
+  """'0.276 (0.177-0.399)': the mean, then the lowest and highest value."""
+  if not values:
+    return '-'
+  f = lambda v: f'{v:.{digits}g}'
+  return f'{f(float(np.mean(values)))} ({f(min(values))}-{f(max(values))})'
+
+
 def _budget_text(budget: Any) -> str:
   """'800 steps', '2.0 min' or '800 steps or 2.0 min, whichever comes first'."""
   parts = [f'{budget.steps} steps'] if budget.get('steps') else []
@@ -382,6 +406,14 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
     f'+-{summary["margin"]:.0%} of the control, inconclusive otherwise.',
     '',
   ]
+  floor = summary.get('reference')
+  if floor:
+    lines += [
+      f'The last row scores {floor["subsets"]} random sets of {floor["num_images"]} real '
+      f'`{floor["split"]}` images exactly as a run\'s samples are (mean, lowest to highest): '
+      'what a generator reproducing its training data would reach, the floor of each measure.',
+      '',
+    ]
   header = ['arm', 'runs'] + [f'final {m}' for m in metrics]
   header += [f'Δ{primary} vs {control}', 'verdict', 'img/s', 'train min']
   if summary['threshold']:
@@ -404,6 +436,12 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
         if t.get('mean_seconds') is not None
         else f'not reached (0/{t.get("of", 0)})'
       )
+    lines.append('| ' + ' | '.join(row) + ' |')
+  floor = summary.get('reference')
+  if floor:
+    row = [f'real `{floor["split"]}` images (reference)', f'{floor["subsets"]} subsets']
+    row += [_range_text(floor['values'].get(m)) for m in metrics]
+    row += ['-'] * (len(header) - len(row))
     lines.append('| ' + ' | '.join(row) + ' |')
   others = [m for m in metrics if m != primary]
   if others and spec_control(summary):
@@ -473,7 +511,9 @@ def write(
   figures = {}
   if any(r['scores'] for r in records):
     figures['Quality over training time (median over seeds; band: lowest to highest seed)'] = (
-      plot_curves(records, list(summary['metrics']), fig_dir / 'curves.png')
+      plot_curves(
+        records, list(summary['metrics']), fig_dir / 'curves.png', summary.get('reference')
+      )
     )
     figures[f'Pareto: final {primary} vs training time'] = plot_pareto(
       summary, primary, fig_dir / 'pareto.png'

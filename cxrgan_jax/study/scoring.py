@@ -33,7 +33,9 @@ def eval_config(
 ) -> ml_collections.ConfigDict:
   """The study's evaluation settings pointed at one checkpoint of one run."""
   config = ml_collections.ConfigDict(study_eval.to_dict())
-  del config['every_steps']
+  for name in ('every_steps', 'reference_subsets'):
+    if name in config:
+      del config[name]
   config.workdir = str(run_dir)
   config.which = 'latest'
   config.step = step

@@ -11,7 +11,9 @@ A study config (configs/studies/*.py) is an ml_collections.ConfigDict with:
 dots, and a list keeps the order in which the report lists the arms.)
   seeds    [int]: every arm runs once per seed (config.seed)
   budget   {'steps': int} and/or {'minutes': float}: whichever ends first
-  eval     {'every_steps': int, ...}: when runs are scored (see study.scoring)
+  eval     {'every_steps': int, ...}: when runs are scored (see study.scoring);
+           'reference_subsets': sets of real training images scored the same
+           way, the report's floor (study.reference; 0 = none)
   peers    optional [name]: programs trained outside the runner on the base
            config and budget (bench/study_peer.py), reported as arm 'peer=<name>'
 
@@ -170,6 +172,9 @@ def runs(study: ml_collections.ConfigDict) -> list[Run]:
   every = study.eval.get('every_steps', 0)
   if not isinstance(every, int) or every < 1:
     raise StudyError(f'eval.every_steps must be an int >= 1, got {every!r}')
+  subsets = study.eval.get('reference_subsets', 0)
+  if not isinstance(subsets, int) or subsets < 0:
+    raise StudyError(f'eval.reference_subsets must be an int >= 0, got {subsets!r}')
   mode = progression_mode(study)
   if mode not in PROGRESSION_MODES:
     raise StudyError(f'report.progression must be one of {PROGRESSION_MODES}, got {mode!r}')
