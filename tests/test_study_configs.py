@@ -135,7 +135,7 @@ def test_the_pilot_confirmation_trains_the_pilot_pick_on_new_seeds():
 
 def test_the_longer_study_trains_the_confirmed_arm_longer_on_new_seeds():
   study = longer.get_config('bacterial')
-  assert [a['overrides'] for a in study.arms] == [confirm.ARMS['bacterial']]
+  assert [a['overrides'] for a in study.arms] == [confirm.ARMS['bacterial'], {}]
   assert study.budget.minutes == 5 * confirm.get_config('bacterial').budget.minutes
   earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'longer')
   assert not earlier & set(study.seeds)
