@@ -44,7 +44,7 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
   study = confirm.get_config(arg)
   study.name = study.name.replace('confirm_', 'longer_')
   study.description = (
-    'The chosen CPU setting against the PyTorch DCGAN at 5 times the confirmation\'s '
+    "The chosen CPU setting against the PyTorch DCGAN at 5 times the confirmation's "
     'wall-clock budget, on fresh seeds.'
   )
   study.budget.minutes = study.budget.minutes * BUDGET_FACTOR

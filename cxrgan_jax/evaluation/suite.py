@@ -296,7 +296,7 @@ def check_generated_side(config: ml_collections.ConfigDict) -> None:
         f'measured against themselves; use another split, or --train_split="" for no audit.'
       )
   if not config.resolution:
-    raise ValueError('--generated_split needs --resolution (the TFDS records\' size, e.g. 64).')
+    raise ValueError("--generated_split needs --resolution (the TFDS records' size, e.g. 64).")
 
 
 def run(config: ml_collections.ConfigDict) -> dict[str, float]:

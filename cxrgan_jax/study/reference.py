@@ -54,7 +54,14 @@ def _settings(study: ml_collections.ConfigDict) -> dict:
   """What the scores depend on (the folder and the subset aside); the paths of the
   data and the classifier are left out, so a moved folder keeps its scores."""
   config = eval_config(study, pathlib.Path('.'), 0).to_dict()
-  for name in ('output_dir', 'seed', 'data_dir', 'classifier_workdir', 'inception_weights', 'cache_dir'):
+  for name in (
+    'output_dir',
+    'seed',
+    'data_dir',
+    'classifier_workdir',
+    'inception_weights',
+    'cache_dir',
+  ):
     config.pop(name, None)
   return config
 

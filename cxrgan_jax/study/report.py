@@ -410,7 +410,7 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
   if floor:
     lines += [
       f'The last row scores {floor["subsets"]} random sets of {floor["num_images"]} real '
-      f'`{floor["split"]}` images exactly as a run\'s samples are (mean, lowest to highest): '
+      f"`{floor['split']}` images exactly as a run's samples are (mean, lowest to highest): "
       'what a generator reproducing its training data would reach, the floor of each measure.',
       '',
     ]
