@@ -12,7 +12,6 @@ that made them, and are scored again only when those settings change.
 """
 
 import json
-import math
 import pathlib
 
 from absl import logging
@@ -20,6 +19,7 @@ import ml_collections
 
 from cxrgan_jax import files
 from cxrgan_jax.evaluation import suite
+from cxrgan_jax.study import scoring
 
 REFERENCE_FILE = 'reference.json'
 EVAL_DIR = 'reference_eval'
@@ -34,10 +34,7 @@ def eval_config(
   study: ml_collections.ConfigDict, study_dir: pathlib.Path, subset: int
 ) -> ml_collections.ConfigDict:
   """The study's scoring settings with `subset`'s real training images as the generated side."""
-  config = ml_collections.ConfigDict(study.eval.to_dict())
-  for name in ('every_steps', 'reference_subsets'):
-    if name in config:
-      del config[name]
+  config = scoring.suite_config(study.eval)
   config.workdir = ''
   config.samples_dir = ''
   config.generated_split = SPLIT
@@ -87,9 +84,7 @@ def score(study: ml_collections.ConfigDict, study_dir: pathlib.Path) -> list[dic
       'study: scoring %d real %s images (reference subset %d)', study.eval.num_samples, SPLIT, k
     )
     metrics = suite.run(eval_config(study, study_dir, k))
-    subsets.append(
-      {m: v for m, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-    )
+    subsets.append(scoring.finite_numbers(metrics))
     save(study, study_dir, subsets)
   return subsets
 

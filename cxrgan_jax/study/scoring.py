@@ -28,14 +28,21 @@ def scored_steps(run_dir: pathlib.Path) -> set[int]:
   return {s['step'] for s in results.read_run(run_dir)['scores']}
 
 
-def eval_config(
-  study_eval: ml_collections.ConfigDict, run: spec.Run, run_dir: pathlib.Path, step: int
-) -> ml_collections.ConfigDict:
-  """The study's evaluation settings pointed at one checkpoint of one run."""
+def suite_config(study_eval: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of the study's evaluation settings without the study's own fields
+  (when to score, how many reference sets), as evaluation.suite takes them."""
   config = ml_collections.ConfigDict(study_eval.to_dict())
   for name in ('every_steps', 'reference_subsets'):
     if name in config:
       del config[name]
+  return config
+
+
+def eval_config(
+  study_eval: ml_collections.ConfigDict, run: spec.Run, run_dir: pathlib.Path, step: int
+) -> ml_collections.ConfigDict:
+  """The study's evaluation settings pointed at one checkpoint of one run."""
+  config = suite_config(study_eval)
   config.workdir = str(run_dir)
   config.which = 'latest'
   config.step = step
@@ -46,6 +53,11 @@ def eval_config(
   return config
 
 
+def finite_numbers(metrics: dict) -> dict:
+  """The metrics that are finite numbers: what the study keeps of an evaluation."""
+  return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
 def append_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: dict) -> dict:
   """Logs one scored checkpoint (its finite numbers, training seconds and
   images seen) as a line of study_scores.jsonl; returns the point."""
@@ -53,7 +65,7 @@ def append_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: di
     'step': step,
     'seconds': run_log.seconds_at(run_dir, step),
     'images_seen': images_seen,
-    **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+    **finite_numbers(metrics),
   }
   with (run_dir / results.SCORES_FILE).open('a') as f:  # One whole line per point.
     f.write(json.dumps(point) + '\n')
