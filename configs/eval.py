@@ -1,7 +1,8 @@
 """One evaluation (`python -m cxrgan_jax.evaluate`): every knob.
 
 Generated side: `workdir` (samples the run's EMA generator, `which` / `step`),
-`samples_dir`, or `generated_split` (real images: the floor). Real side: a TFDS split (`dataset` / `split`) or `real_dir`.
+`samples_dir`, or `generated_split` (real images: the floor). Real side: a
+TFDS split (`dataset` / `split`) or `real_dir`.
 Training side for the memorisation audit: `train_split` of the same dataset
 or `train_dir` ('' and '' = no audit).
 """

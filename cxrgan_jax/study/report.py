@@ -159,6 +159,15 @@ def seed_band(
   return t[keep], median, np.nanmin(values, axis=0), np.nanmax(values, axis=0)
 
 
+def _draw_floor(ax, values: Sequence[float] | None, **kwargs) -> float | None:
+  """The real-image floor's mean as a dashed line; returns it (None: no floor)."""
+  if not values:
+    return None
+  mean = float(np.mean(values))
+  ax.axhline(mean, color='0.3', ls='--', lw=0.9, **kwargs)
+  return mean
+
+
 def plot_curves(
   records: Sequence[dict],
   metrics: Sequence[str],
@@ -194,10 +203,9 @@ def plot_curves(
       if len(curves) > 1:
         ax.fill_between(t, low, high, color=colours[arm], alpha=0.15, lw=0)
       values += [v for _, y in curves for v in y]
-    floor = (reference or {}).get('values', {}).get(metric)
-    if floor:
-      ax.axhline(float(np.mean(floor)), color='0.3', ls='--', lw=0.9)
-      values.append(float(np.mean(floor)))
+    floor = _draw_floor(ax, (reference or {}).get('values', {}).get(metric))
+    if floor is not None:
+      values.append(floor)
     if values and min(values) > 0 and max(values) > 10 * min(values):
       ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
     ax.set_title(metric, fontsize=8)
@@ -262,8 +270,7 @@ def plot_bars(summary: dict, metric: str, path: pathlib.Path) -> str:
   fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 4))
   ax.bar(range(len(names)), means, yerr=[lows, highs], capsize=3, color='C0')
   floor = summary.get('reference', {}).get('values', {}).get(metric)
-  if floor:
-    ax.axhline(float(np.mean(floor)), color='0.3', ls='--', lw=0.9, label='real training images')
+  if _draw_floor(ax, floor, label='real training images') is not None:
     ax.legend(fontsize=7)
   ax.set_xticks(range(len(names)), names, rotation=45, ha='right', fontsize=7)
   ax.set_ylabel(f'final {metric} (95% interval over seeds)')
@@ -437,7 +444,6 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
         else f'not reached (0/{t.get("of", 0)})'
       )
     lines.append('| ' + ' | '.join(row) + ' |')
-  floor = summary.get('reference')
   if floor:
     row = [f'real `{floor["split"]}` images (reference)', f'{floor["subsets"]} subsets']
     row += [_range_text(floor['values'].get(m)) for m in metrics]
