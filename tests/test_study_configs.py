@@ -17,6 +17,7 @@ from configs.studies import hparams
 from configs.studies import longer
 from configs.studies import noise
 from configs.studies import pilot
+from configs.studies import pilot2
 from configs.studies import precision
 from configs.studies import utility as utility_config
 from cxrgan_jax.study import runner
@@ -33,6 +34,7 @@ STUDIES = {
   'cooldown': cooldown,
   'confirm': confirm,
   'pilot': pilot,
+  'pilot2': pilot2,
   'confirm_pilot': confirm_pilot,
   'longer': longer,
 }
@@ -115,11 +117,12 @@ def test_the_chosen_setting_is_what_its_studies_chose():
     assert cpu_best.overrides(class_name) == cpu_best.OVERRIDES == confirm.ARMS[class_name]
 
 
-def test_the_pilot_uses_seeds_no_other_study_used():
-  """The pilot chooses on its own seeds, so its choice can be confirmed on others."""
-  earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if 'pilot' not in n)
-  study = pilot.get_config('bacterial')
-  assert not earlier & set(study.seeds)
+@pytest.mark.parametrize('name', ['pilot', 'pilot2'])
+def test_a_pilot_uses_seeds_no_other_study_used(name):
+  """A pilot chooses on its own seeds, so its choice can be confirmed on others."""
+  others = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != name)
+  study = STUDIES[name].get_config('bacterial')
+  assert not others & set(study.seeds)
   (control,) = [a for a in study.arms if a['name'] == 'chosen']
   assert control['overrides'] == confirm.ARMS['bacterial']
 
