@@ -10,6 +10,7 @@ from configs.studies import chosen_lr
 from configs.studies import common
 from configs.studies import confirm
 from configs.studies import confirm_pilot
+from configs.studies import confirm_pilot2
 from configs.studies import cooldown
 from configs.studies import ema
 from configs.studies import gan_utility
@@ -36,6 +37,7 @@ STUDIES = {
   'pilot': pilot,
   'pilot2': pilot2,
   'confirm_pilot': confirm_pilot,
+  'confirm_pilot2': confirm_pilot2,
   'longer': longer,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
@@ -133,6 +135,17 @@ def test_the_pilot_confirmation_trains_the_pilot_pick_on_new_seeds():
   assert [a['overrides'] for a in study.arms] == [arm['overrides']]
   assert arm['overrides'] == {**confirm.ARMS['bacterial'], 'r1_gamma': 1.0}
   earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot')
+  assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
+
+
+def test_the_second_pilot_confirmation_trains_its_pick_on_new_seeds():
+  study = confirm_pilot2.get_config('bacterial')
+  (arm,) = [a for a in pilot2.get_config('bacterial').arms if a['name'] == 'chosen+width=x2']
+  assert [a['overrides'] for a in study.arms] == [arm['overrides']]
+  width = confirm.get_config('bacterial').base.g_channels
+  wider = {'g_channels': 2 * width, 'd_channels': 2 * width}
+  assert arm['overrides'] == {**confirm.ARMS['bacterial'], **wider}
+  earlier = seeds_of(STUDIES[n].get_config('bacterial') for n in STUDIES if n != 'confirm_pilot2')
   assert len(study.seeds) >= 10 and not earlier & set(study.seeds)
 
 
