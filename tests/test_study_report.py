@@ -2,6 +2,7 @@
 
 import json
 
+from matplotlib.colors import to_rgb
 import ml_collections
 import numpy as np
 from PIL import Image
@@ -330,3 +331,27 @@ def test_real_image_reference_is_a_row_and_a_line_and_follows_its_settings(tmp_p
   text = pipeline.write_report(study, tmp_path, runs).read_text()
   assert 'reference' not in text
   assert 'reference' not in json.loads((tmp_path / pipeline.RESULTS_FILE).read_text())['summary']
+
+
+def test_curves_keep_every_arm_colour_exactly(tmp_path):
+  """The small palette must not merge thin arm lines into one colour (median cut
+  alone drew blue and green arms both in teal, and missed all four here)."""
+  rng = np.random.RandomState(0)
+  metrics = ('fd_cxr', 'fd_pixels', 'one_nn_accuracy_cxr', 'precision_cxr')
+  records = [
+    {
+      'arm': f'arm{a}',
+      'scores': [
+        {'seconds': 30.0 + 5 * i, **{m: float(rng.rand() + 0.05 * a) for m in metrics}}
+        for i in range(20)
+      ],
+    }
+    for a in range(4)
+    for _ in range(5)
+  ]
+  report.plot_curves(records, metrics, tmp_path / 'curves.png')
+  plot = Image.open(tmp_path / 'curves.png')
+  assert plot.mode == 'P' and len(plot.getcolors()) <= report.PLOT_COLOURS
+  drawn = {colour for _, colour in plot.convert('RGB').getcolors()}
+  for a in range(4):
+    assert tuple(round(255 * c) for c in to_rgb(f'C{a}')) in drawn, a

@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use('Agg')
+from matplotlib.colors import to_rgb  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -33,6 +34,7 @@ MAX_STRIP_FRAMES = 8
 # own grain hides the steps).
 PLOT_COLOURS = 64
 SAMPLE_GRAY_LEVELS = 32
+FLOOR_GRAY = '0.3'  # The dashed line of the real images' floor.
 # Significant digits of results.json's floats (see files.write_json): four
 # is finer than any score here is measured (their seed-to-seed spread is
 # percents). With the metric names written once, 40% fewer bytes than six.
@@ -111,8 +113,25 @@ def posterise(image: Image.Image, levels: int) -> Image.Image:
   return image.convert('L').point(lambda v: v // step * step + step // 2)
 
 
-def save_figure(fig, path: pathlib.Path, samples: bool = False) -> str:
-  """A small PNG of a figure: palette for plots, posterised gray for `samples`."""
+def plot_palette(image: Image.Image, keep: Sequence = ()) -> Image.Image:
+  """`image` in at most PLOT_COLOURS colours, with every colour of `keep` exactly.
+
+  A palette fitted to the pixels alone can merge two thin lines' colours
+  (median cut once drew matplotlib's blue and green arms both in one teal),
+  because lines cover few pixels next to the bands and the background.
+  """
+  rgb = image.convert('RGB')
+  exact = list(dict.fromkeys(tuple(round(255 * c) for c in to_rgb(k)) for k in keep))
+  fitted = max(1, PLOT_COLOURS - len(exact))
+  rest = rgb.quantize(colors=fitted, method=Image.Quantize.MEDIANCUT).getpalette()[: 3 * fitted]
+  reference = Image.new('P', (1, 1))
+  reference.putpalette([v for colour in exact for v in colour] + rest)
+  return rgb.quantize(palette=reference, dither=Image.Dither.NONE)
+
+
+def save_figure(fig, path: pathlib.Path, samples: bool = False, colours: Sequence = ()) -> str:
+  """A small PNG of a figure: a palette for plots (matplotlib's first 10 colours,
+  `colours` and the floor's gray kept exactly), posterised gray for `samples`."""
   path.parent.mkdir(parents=True, exist_ok=True)
   buffer = io.BytesIO()
   fig.savefig(buffer, dpi=110, bbox_inches='tight', format='png')
@@ -121,7 +140,7 @@ def save_figure(fig, path: pathlib.Path, samples: bool = False) -> str:
   if samples:
     image = posterise(image, SAMPLE_GRAY_LEVELS)
   else:
-    image = image.convert('RGB').quantize(colors=PLOT_COLOURS, method=Image.Quantize.MEDIANCUT)
+    image = plot_palette(image, [f'C{i}' for i in range(10)] + list(colours) + [FLOOR_GRAY])
   with files.atomic_write(path) as f:
     image.save(f, format='PNG', optimize=True)
   return path.name
@@ -164,7 +183,7 @@ def _draw_floor(ax, values: Sequence[float] | None, **kwargs) -> float | None:
   if not values:
     return None
   mean = float(np.mean(values))
-  ax.axhline(mean, color='0.3', ls='--', lw=0.9, **kwargs)
+  ax.axhline(mean, color=FLOOR_GRAY, ls='--', lw=0.9, **kwargs)
   return mean
 
 
@@ -216,7 +235,7 @@ def plot_curves(
   handles = [plt.Line2D([], [], color=colours[a], label=a) for a in arms]
   if reference:
     label = f'real {reference["split"]} images (mean of {reference["subsets"]} sets)'
-    handles.append(plt.Line2D([], [], color='0.3', ls='--', label=label))
+    handles.append(plt.Line2D([], [], color=FLOOR_GRAY, ls='--', label=label))
   fig.legend(
     handles=handles,
     loc='lower center',
@@ -226,7 +245,7 @@ def plot_curves(
     frameon=False,
   )
   fig.tight_layout()
-  return save_figure(fig, path)
+  return save_figure(fig, path, colours=colours.values())
 
 
 def plot_pareto(summary: dict, metric: str, path: pathlib.Path) -> str:
