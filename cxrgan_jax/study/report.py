@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use('Agg')
+from matplotlib import ticker  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -130,8 +131,9 @@ def plot_palette(image: Image.Image, keep: Sequence = ()) -> Image.Image:
 
 
 def save_figure(fig, path: pathlib.Path, samples: bool = False, colours: Sequence = ()) -> str:
-  """A small PNG of a figure: a palette for plots (matplotlib's first 10 colours,
-  `colours` and the floor's gray kept exactly), posterised gray for `samples`."""
+  """A small PNG of a figure: a palette for plots (white, black, the floor's gray,
+  matplotlib's first 10 colours and `colours` kept exactly), posterised gray for
+  `samples`."""
   path.parent.mkdir(parents=True, exist_ok=True)
   buffer = io.BytesIO()
   fig.savefig(buffer, dpi=110, bbox_inches='tight', format='png')
@@ -140,13 +142,14 @@ def save_figure(fig, path: pathlib.Path, samples: bool = False, colours: Sequenc
   if samples:
     image = posterise(image, SAMPLE_GRAY_LEVELS)
   else:
-    image = plot_palette(image, [f'C{i}' for i in range(10)] + list(colours) + [FLOOR_GRAY])
+    kept = ['white', 'black', FLOOR_GRAY] + [f'C{i}' for i in range(10)] + list(colours)
+    image = plot_palette(image, kept)
   with files.atomic_write(path) as f:
     image.save(f, format='PNG', optimize=True)
   return path.name
 
 
-def _arm_colour(index: int, num_arms: int):
+def arm_colour(index: int, num_arms: int):
   """Matplotlib's 10-colour cycle, or tab20's 20 where more arms would share one."""
   return f'C{index}' if num_arms <= 10 else plt.get_cmap('tab20')(index % 20)
 
@@ -200,7 +203,7 @@ def plot_curves(
   rows = -(-len(metrics) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), squeeze=False)
   arms = list(dict.fromkeys(r['arm'] for r in records))
-  colours = {arm: _arm_colour(i, len(arms)) for i, arm in enumerate(arms)}
+  colours = {arm: arm_colour(i, len(arms)) for i, arm in enumerate(arms)}
   for ax in axes.ravel()[len(metrics) :]:
     ax.axis('off')
   for ax, metric in zip(axes.ravel(), metrics):
@@ -227,6 +230,8 @@ def plot_curves(
       values.append(floor)
     if values and min(values) > 0 and max(values) > 10 * min(values):
       ax.set_yscale('log')  # FD falls over orders of magnitude early in training.
+      for axis_labels in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis_labels(ticker.FormatStrFormatter('%g'))  # 0.4, not 4x10^-1.
     ax.set_title(metric, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)

@@ -155,6 +155,7 @@ def plot_fd_vs_accuracy(records: Sequence[dict], summary: dict, path: pathlib.Pa
   """One point per GAN run (arm colour): mean final FD of its class GANs vs TSTR accuracy."""
   fd = summary['fd_metric']
   fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  colours = [gan_report.arm_colour(i, len(summary['arms'])) for i in range(len(summary['arms']))]
   for i, arm in enumerate(summary['arms']):
     pts = [
       (r[fd], r['test']['accuracy'])
@@ -162,7 +163,7 @@ def plot_fd_vs_accuracy(records: Sequence[dict], summary: dict, path: pathlib.Pa
       if r['gan_arm'] == arm and 'test' in r and r[fd] is not None
     ]
     if pts:
-      ax.scatter(*zip(*pts), color=f'C{i % 10}', label=arm)
+      ax.scatter(*zip(*pts), color=colours[i], label=arm)
   corr = summary['correlation_with_fd'].get('accuracy')
   if corr:
     ax.set_title(
@@ -174,7 +175,7 @@ def plot_fd_vs_accuracy(records: Sequence[dict], summary: dict, path: pathlib.Pa
   ax.set_ylabel('TSTR test accuracy')
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  return gan_report.save_figure(fig, path)
+  return gan_report.save_figure(fig, path, colours=colours)
 
 
 # --- Markdown -------------------------------------------------------------
