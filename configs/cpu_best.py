@@ -23,6 +23,10 @@ There bacterial tied with the PyTorch DCGAN on `fd_cxr`. A pilot
 additions, and on fresh seeds (configs/studies/confirm_pilot.py) it tied
 with the peer on `fd_cxr` too, and matched batch 16 alone on every measure
 while training about 9% fewer images/s, so bacterial keeps batch 16 alone.
+A second pilot (configs/studies/pilot2.py) picked twice the width, which on
+fresh seeds (configs/studies/confirm_pilot2.py) tied with the peer on
+`fd_cxr` once more at about 30% fewer images/s than batch 16 alone, so
+bacterial still keeps batch 16 alone.
 
 The choice is for its 2-minute budget. At 10 minutes (configs/studies/longer.py,
 studies/longer_bacterial) the PyTorch DCGAN beat batch 16 on bacterial 1-NN,
