@@ -53,3 +53,25 @@ def get_config(arg: str = 'normal') -> ml_collections.ConfigDict:
     study.report.progression = 'none'
   study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS[class_name])
   return study
+
+
+def of_pilot_pick(
+  arg: str,
+  pilot_study: ml_collections.ConfigDict,
+  pick: str,
+  *,
+  name: str,
+  description: str,
+  first_seed: int,
+  num_seeds: int,
+) -> ml_collections.ConfigDict:
+  """This study for the arm `pick` of `pilot_study` alone, renamed `confirm_<name>_...`,
+  on `num_seeds` fresh seeds from `first_seed` at CPU scale."""
+  _, scale = common.parse_arg(arg)
+  study = get_config(arg)
+  study.name = study.name.replace('confirm_', f'confirm_{name}_')
+  study.description = description
+  (arm,) = [a for a in pilot_study.arms if a['name'] == pick]
+  study.arms = [{'name': 'chosen', 'overrides': dict(arm['overrides'])}]
+  study.seeds = common.fresh_seeds(scale, study, first_seed, cpu=num_seeds)
+  return study

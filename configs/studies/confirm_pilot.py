@@ -17,7 +17,6 @@ difference's 95% interval excluding 0. 16 seeds: what the time left allows.
 
 import ml_collections
 
-from configs.studies import common
 from configs.studies import confirm
 from configs.studies import pilot
 
@@ -27,14 +26,15 @@ NUM_SEEDS = 16
 
 
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
-  _, scale = common.parse_arg(arg)
-  study = confirm.get_config(arg)
-  study.name = study.name.replace('confirm_', 'confirm_pilot_')
-  study.description = (
-    "The pilot's choice (the chosen CPU setting plus lazy R1) against the PyTorch DCGAN at "
-    'the same wall-clock budget, on fresh seeds.'
+  return confirm.of_pilot_pick(
+    arg,
+    pilot.get_config(arg),
+    CHOSEN_ARM,
+    name='pilot',
+    description=(
+      "The pilot's choice (the chosen CPU setting plus lazy R1) against the PyTorch DCGAN at "
+      'the same wall-clock budget, on fresh seeds.'
+    ),
+    first_seed=FIRST_SEED,
+    num_seeds=NUM_SEEDS,
   )
-  (arm,) = [a for a in pilot.get_config(arg).arms if a['name'] == CHOSEN_ARM]
-  study.arms = [{'name': 'chosen', 'overrides': dict(arm['overrides'])}]
-  study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS)
-  return study

@@ -21,7 +21,6 @@ batch 16 alone.)
 
 import ml_collections
 
-from configs.studies import common
 from configs.studies import confirm
 from configs.studies import pilot2
 
@@ -31,14 +30,15 @@ NUM_SEEDS = 12
 
 
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
-  _, scale = common.parse_arg(arg)
-  study = confirm.get_config(arg)
-  study.name = study.name.replace('confirm_', 'confirm_pilot2_')
-  study.description = (
-    "The second pilot's choice (the chosen CPU setting at twice the width) against the "
-    'PyTorch DCGAN at the same wall-clock budget, on fresh seeds.'
+  return confirm.of_pilot_pick(
+    arg,
+    pilot2.get_config(arg),
+    CHOSEN_ARM,
+    name='pilot2',
+    description=(
+      "The second pilot's choice (the chosen CPU setting at twice the width) against the "
+      'PyTorch DCGAN at the same wall-clock budget, on fresh seeds.'
+    ),
+    first_seed=FIRST_SEED,
+    num_seeds=NUM_SEEDS,
   )
-  (arm,) = [a for a in pilot2.get_config(arg).arms if a['name'] == CHOSEN_ARM]
-  study.arms = [{'name': 'chosen', 'overrides': dict(arm['overrides'])}]
-  study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS)
-  return study
