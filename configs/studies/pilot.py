@@ -32,6 +32,12 @@ FIRST_SEED = 200
 NUM_SEEDS = 5
 
 
+def candidate_arms(base: dict, candidates: dict) -> list[dict]:
+  """The control `chosen` (`base`), then `chosen+<name>` for each candidate on top of it."""
+  arms = [{'name': 'chosen', 'overrides': dict(base)}]
+  return arms + [{'name': f'chosen+{n}', 'overrides': {**base, **o}} for n, o in candidates.items()]
+
+
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
   class_name, scale = common.parse_arg(arg)
   study = chosen.get_config(arg)
@@ -47,8 +53,7 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
     'r1_gamma=1': {'r1_gamma': 1.0},
     'width=x2': {'g_channels': 2 * width, 'd_channels': 2 * width},
   }
-  study.arms = [{'name': 'chosen', 'overrides': dict(base)}]
-  study.arms += [{'name': f'chosen+{n}', 'overrides': {**base, **o}} for n, o in candidates.items()]
+  study.arms = candidate_arms(base, candidates)
   study.report.control = 'chosen'
   study.peers = []  # The confirmation trains the peer; choosing needs only the control.
   if scale == 'cpu':

@@ -28,6 +28,7 @@ then tied with the peer on `fd_cxr` on fresh seeds (confirm_pilot2.py).
 import ml_collections
 
 from configs.studies import common
+from configs.studies import confirm
 from configs.studies import pilot
 
 FIRST_SEED = 500
@@ -35,15 +36,14 @@ NUM_SEEDS = 5
 
 
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
-  _, scale = common.parse_arg(arg)
+  class_name, scale = common.parse_arg(arg)
   study = pilot.get_config(arg)
   study.name = study.name.replace('pilot_', 'pilot2_')
   study.description = (
     'A second set of candidate changes to the chosen CPU setting, to choose one for a '
     'confirmation against the PyTorch DCGAN.'
   )
-  (chosen_arm,) = [a for a in study.arms if a['name'] == 'chosen']
-  base = dict(chosen_arm['overrides'])
+  base = confirm.measured_arm(class_name, scale, study)  # The setting to improve.
   width = study.base.g_channels
   lr = study.base.g_optimizer.learning_rate
   wider = {'g_channels': 2 * width, 'd_channels': 2 * width}
@@ -52,7 +52,6 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
     'width=x2+r1_gamma=1': {**wider, 'r1_gamma': 1.0},
     'ttur': {'g_optimizer.learning_rate': lr / 2, 'd_optimizer.learning_rate': 2 * lr},
   }
-  study.arms = [{'name': 'chosen', 'overrides': base}]
-  study.arms += [{'name': f'chosen+{n}', 'overrides': {**base, **o}} for n, o in candidates.items()]
+  study.arms = pilot.candidate_arms(base, candidates)
   study.seeds = common.fresh_seeds(scale, study, FIRST_SEED, cpu=NUM_SEEDS)
   return study
