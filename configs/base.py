@@ -92,6 +92,9 @@ def get_config() -> ml_collections.ConfigDict:
   # In-training evaluation: Fréchet distance on a small sample, used to keep
   # the best checkpoint. features: 'pixels', 'cxr' or 'inception'.
   config.eval_every_steps = 0  # 0 = off.
+  # No evaluation (so no best checkpoint) before this step: a young
+  # generator's blurry average X-ray can score a low FD and be kept as best.
+  config.eval_start_step = 0
   config.eval = ml_collections.ConfigDict(
     dict(
       features='pixels',

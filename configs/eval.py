@@ -28,9 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.generated_split = ''
   config.num_samples = 1000  # Images to generate; with samples_dir a cap (0 = all).
   config.seed = 0  # Seed of sampling and of every random subset.
-  # BatchNorm generators: normalise with the 'running' averages or with each
-  # sampling batch's own statistics ('batch', batches of 64, as the PyTorch
-  # DCGAN example samples); see cxrgan_jax/sampling.py.
+  # BatchNorm generators: normalise with the 'running' averages (recomputed
+  # for an EMA generator, which has none of its own), 'standing' ones always
+  # recomputed for the weights sampled, or each sampling batch's own
+  # statistics ('batch', batches of 64, as the PyTorch DCGAN example
+  # samples); see cxrgan_jax/sampling.py.
   config.batchnorm = sampling.DEFAULT_BATCHNORM
   # --- Real (held-out) and training sides ----------------------------------
   config.dataset = 'chest_xray_pneumonia/normal'  # TFDS dataset of the real side.

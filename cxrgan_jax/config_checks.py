@@ -74,6 +74,8 @@ def check_config(
       raise ConfigError(f'config.{name}={config[name]} must be >= 1')
   if config.eval_every_steps < 0:
     raise ConfigError(f'config.eval_every_steps={config.eval_every_steps} must be >= 0 (0 = off)')
+  if config.get('eval_start_step', 0) < 0:
+    raise ConfigError(f'config.eval_start_step={config.eval_start_step} must be >= 0')
   if config.eval_every_steps and config.eval.num_samples < 2:
     raise ConfigError(f'config.eval.num_samples={config.eval.num_samples} must be >= 2')
   if config.eval_every_steps and config.eval.features not in extractors.NAMES:

@@ -1,7 +1,7 @@
 """Checkpoint -> synthetic X-ray dataset on disk, in the Kaggle archive's layout.
 
   python -m cxrgan_jax.sample --workdir=DIR --num_images=1000 --output_dir=OUT [--which=best]
-      [--batchnorm=running|batch]
+      [--batchnorm=running|standing|batch]
 
 writes OUT/NORMAL/*.png (or OUT/PNEUMONIA/*_bacteria_*.png / *_virus_*.png),
 OUT/grid.png and OUT/manifest.json (see `cxrgan_jax.sampling`).
@@ -32,8 +32,9 @@ flags.DEFINE_enum(
   'batchnorm',
   sampling.DEFAULT_BATCHNORM,
   sampling.BATCHNORM_MODES,
-  "Generator BatchNorm: 'running' averages or each batch's own statistics "
-  "('batch', batches of --batch_size, as the PyTorch DCGAN example samples).",
+  "Generator BatchNorm: 'running' averages (recomputed for an EMA generator), "
+  "'standing' (always recomputed for the weights sampled) or each batch's own "
+  "statistics ('batch', batches of --batch_size, as the PyTorch DCGAN example samples).",
 )
 flags.mark_flags_as_required(['workdir', 'output_dir'])
 

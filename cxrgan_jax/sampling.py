@@ -39,13 +39,21 @@ _SYNTHETIC_PATIENT_OFFSET = 900_000
 
 # How a generator's BatchNorm layers normalise when sampling:
 # 'running': the running averages kept during training (deterministic per
-#   image, independent of the batch);
+#   image, independent of the batch). An EMA generator (config.ema_decay > 0)
+#   has no averages of its own: those in the checkpoint were accumulated by
+#   the raw G, whose activations differ from the average's, so for it
+#   'running' recomputes them ('standing').
+# 'standing': averages recomputed for the weights sampled, from their own
+#   batch statistics on STANDING_BATCHES training-size batches of fixed latents
+#   (BigGAN's "standing statistics"); deterministic per image as well.
 # 'batch': each sampling batch's own statistics, as in training and as the
 #   PyTorch DCGAN example samples (G never put in eval mode). Every batch is
 #   then a full `batch_size` of genuine latents, since an image depends on its
 #   batch-mates.
-BATCHNORM_MODES = ('running', 'batch')
+BATCHNORM_MODES = ('running', 'standing', 'batch')
 DEFAULT_BATCHNORM = 'running'
+STANDING_BATCHES = 16
+_AVERAGED_LEAVES = ('mean', 'var')  # flax BatchNorm's running averages.
 
 
 def check_batchnorm(batchnorm: str) -> str:
@@ -56,13 +64,75 @@ def check_batchnorm(batchnorm: str) -> str:
   return batchnorm
 
 
+def effective_batchnorm(config: ml_collections.ConfigDict, batchnorm: str) -> str:
+  """The mode actually used: 'running' on EMA weights means 'standing' (see above)."""
+  if check_batchnorm(batchnorm) == 'running' and config.get('ema_decay', 0.0) > 0:
+    return 'standing'
+  return batchnorm
+
+
+def _map_averages(fn: Callable[..., jax.Array], *states: PyTree) -> PyTree:
+  """fn over the BatchNorm averages of g_state trees; other leaves from the first."""
+
+  def leaf(path, first, *rest):
+    name = getattr(path[-1], 'key', None)
+    return fn(first, *rest) if name in _AVERAGED_LEAVES else first
+
+  return jax.tree_util.tree_map_with_path(leaf, *states)
+
+
+def standing_latents(batch_size: int, latent_dim: int, num_batches: int = STANDING_BATCHES):
+  """float32 [num_batches, batch_size, latent_dim]: the fixed latents of 'standing'."""
+  key = jax.random.fold_in(jax.random.PRNGKey(0), 0x57A4D)
+  return jax.random.normal(key, (num_batches, batch_size, latent_dim))
+
+
+def make_standing_statistics_fn(
+  generator: nn.Module, latents: jax.Array
+) -> Callable[[PyTree, PyTree], PyTree]:
+  """standing(params, g_state) -> g_state whose BatchNorm averages are those of `params`.
+
+  Each average is the mean, over the batches of `latents` [num_batches, B,
+  latent], of what that batch's statistics would add to a running average:
+  the quantity training's averages track, for these weights. The BatchNorm
+  update ra <- m * ra + (1 - m) * x is read off two probes (ra = 0 gives
+  (1 - m) x, ra = 1 gives m + (1 - m) x), so no model's momentum is assumed.
+  """
+  z = latents
+  if getattr(generator, 'axis_name', None) is not None:
+    # Training's pmapped generator: here every batch is whole on one device.
+    generator = generator.clone(axis_name=None)
+
+  @jax.jit
+  def standing(params, g_state):
+    if not g_state:
+      return g_state
+
+    def batch_statistics(z_batch):
+      probe = lambda fill: steps.apply_model(
+        generator,
+        params,
+        _map_averages(lambda x: jnp.full_like(x, fill), g_state),
+        z_batch,
+        train=True,
+      )[1]
+      low, high = probe(0.0), probe(1.0)
+      return _map_averages(lambda a, b: a / (1.0 - (b - a)), low, high)
+
+    per_batch = jax.lax.map(batch_statistics, z)
+    return _map_averages(lambda _, mean: jnp.mean(mean, axis=0), g_state, per_batch)
+
+  return standing
+
+
 def make_generate_fn(
   generator: nn.Module, batchnorm: str = DEFAULT_BATCHNORM
 ) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
   """generate(params, g_state, z [B, latent]) -> images f32 [B, R, R, 1] in [-1, 1].
 
-  `batchnorm` (see BATCHNORM_MODES): 'batch' normalises with the statistics
-  of the B latents given (the updated running averages are dropped).
+  `batchnorm` 'batch' normalises with the statistics of the B latents given
+  (the updated running averages are dropped); any other mode with the
+  averages in `g_state` (recompute them first for 'standing').
   """
   train = check_batchnorm(batchnorm) == 'batch'
 
@@ -89,8 +159,16 @@ class Sampler:
   ):
     self.config = config
     self.step = int(step)
-    self.params, self.g_state = params, g_state
     self.batchnorm = check_batchnorm(batchnorm)
+    self.effective_batchnorm = effective_batchnorm(config, batchnorm)
+    self._standing = None
+    if self.effective_batchnorm == 'standing':
+      self._standing = make_standing_statistics_fn(
+        generator, standing_latents(config.batch_size, config.latent_dim)
+      )
+    self.params, self.g_state = None, None
+    if params is not None:
+      self.set_weights(params, g_state)
     generate = make_generate_fn(generator, batchnorm)
     # Quantised on device, as image_utils.to_uint8 does on the host.
     self._generate_uint8 = jax.jit(
@@ -98,6 +176,12 @@ class Sampler:
         jnp.uint8
       )
     )
+
+  def set_weights(self, params: PyTree, g_state: PyTree) -> None:
+    """New weights for the compiled generator; 'standing' recomputes their averages."""
+    if self._standing is not None:
+      g_state = self._standing(params, g_state)
+    self.params, self.g_state = params, g_state
 
   def latents(self, num: int, seed: int) -> np.ndarray:
     """float32 [num, latent_dim] standard normal latents of `seed`."""
@@ -217,7 +301,7 @@ def export_dataset(
       folder=folder,
       resolution=sampler.config.resolution,
       weights='ema',
-      batchnorm=sampler.batchnorm,
+      batchnorm=sampler.effective_batchnorm,
       config=sampler.config.to_dict(),
     )
     files.write_json(tmp / 'manifest.json', manifest)

@@ -114,13 +114,14 @@ class SampleGrids:
 
   def __init__(self, config, generator, workdir: pathlib.Path, writer):
     self._z = fixed_latents(config)
-    self._generate = sampling.make_generate_fn(generator)
+    self._sampler = sampling.Sampler(config, generator, None, None, 0)
     self._dir = workdir / 'samples'
     self._writer = writer
 
   def __call__(self, step: int, state: state_lib.TrainState) -> pathlib.Path:
-    fakes = self._generate(state.ema_params, state.g_state, self._z)
-    grid = image_utils.make_grid(image_utils.to_uint8(jax.device_get(fakes)))
+    self._sampler.set_weights(state.ema_params, state.g_state)
+    fakes = self._sampler.images_from(np.asarray(self._z), batch_size=len(self._z))
+    grid = image_utils.make_grid(fakes)
     path = self._dir / f'step_{step:06d}.png'
     image_utils.write_png(path, grid)
     self._writer.write_images(step, {'samples': grid[None, ..., None]})
@@ -195,7 +196,11 @@ def _train_and_evaluate(
       )
     if is_chief and _due(step, config.sample_every_steps, is_last):
       grids(step, host_state())
-    if evaluator is not None and _due(step, config.eval_every_steps, is_last):
+    if (
+      evaluator is not None
+      and step >= config.get('eval_start_step', 0)
+      and _due(step, config.eval_every_steps, is_last)
+    ):
       eval_scalars = evaluator(step, host_state())
       logs.scalars(step, eval_scalars)
       save(best_mngr, metrics={'value': eval_scalars[evaluator.metric_name]})

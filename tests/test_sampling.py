@@ -1,4 +1,4 @@
-"""Sampling with a BatchNorm generator: running averages or batch statistics."""
+"""Sampling with a BatchNorm generator: running averages, standing ones or batch statistics."""
 
 import jax
 import numpy as np
@@ -54,5 +54,45 @@ def test_batch_mode_fills_the_last_batch_with_genuine_latents(dcgan):
 
 def test_unknown_mode_fails_naming_the_choices(dcgan):
   config, generator, params, g_state, _ = dcgan
-  with pytest.raises(ValueError, match="'running', 'batch'"):
+  with pytest.raises(ValueError, match="'running', 'standing', 'batch'"):
     sampling.Sampler(config, generator, params, g_state, 0, batchnorm='eval')
+
+
+def test_standing_statistics_are_the_weights_own_batch_statistics(dcgan):
+  config, generator, params, g_state, z = dcgan
+  latents = z[None, :8]  # One batch of 8.
+  standing = sampling.make_standing_statistics_fn(generator, latents)(params, g_state)
+
+  # Training-mode passes over that one batch, repeated, converge the running
+  # averages to its statistics (m^400 ~ 0): what 'standing' must return.
+  def one_pass(_, state):
+    return steps.apply_model(generator, params, state, latents[0], train=True)[1]
+
+  converged = jax.jit(lambda s: jax.lax.fori_loop(0, 400, one_pass, s))(g_state)
+  leaves = jax.tree_util.tree_leaves_with_path(standing)
+  assert {path[-1].key for path, _ in leaves} == {'mean', 'var'}
+  for want, got in zip(jax.tree.leaves(converged), jax.tree.leaves(standing)):
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
+  # Not the stored averages, which one pass over other latents left behind.
+  stored, new = jax.tree.leaves(g_state), jax.tree.leaves(standing)
+  assert max(float(np.max(np.abs(a - b))) for a, b in zip(stored, new)) > 1e-2
+
+
+def test_an_ema_generator_samples_with_its_own_statistics(dcgan):
+  config, generator, params, g_state, z = dcgan
+  raw = sampling.Sampler(config, generator, params, g_state, 0)
+  assert raw.effective_batchnorm == 'running' and raw.g_state is g_state
+  # EMA weights never ran in training: the checkpoint's averages are the raw
+  # G's, so 'running' recomputes them, exactly as 'standing' does.
+  ema_config = config.copy_and_resolve_references()
+  ema_config.ema_decay = 0.99
+  ema = sampling.Sampler(ema_config, generator, params, g_state, 0)
+  standing = sampling.Sampler(config, generator, params, g_state, 0, batchnorm='standing')
+  assert ema.effective_batchnorm == standing.effective_batchnorm == 'standing'
+  want = sampling.make_standing_statistics_fn(
+    generator, sampling.standing_latents(config.batch_size, config.latent_dim)
+  )(params, g_state)
+  for a, b in zip(jax.tree.leaves(ema.g_state), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(ema.images_from(z), standing.images_from(z))
+  assert np.any(ema.images_from(z) != raw.images_from(z))

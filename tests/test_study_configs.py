@@ -9,6 +9,7 @@ from configs.studies import chosen
 from configs.studies import chosen_lr
 from configs.studies import common
 from configs.studies import confirm
+from configs.studies import confirm_best
 from configs.studies import confirm_pilot
 from configs.studies import confirm_pilot2
 from configs.studies import cooldown
@@ -34,6 +35,7 @@ STUDIES = {
   'ema': ema,
   'cooldown': cooldown,
   'confirm': confirm,
+  'confirm_best': confirm_best,
   'pilot': pilot,
   'pilot2': pilot2,
   'confirm_pilot': confirm_pilot,

@@ -28,13 +28,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
+KEEPS_BEST = {'eval_every_steps': 2, 'eval.features': 'pixels', 'eval.num_samples': 16}
+
+
 def smoke_study(data_dir, class_name='normal'):
-  """The smoke noise study cut to two arms (plus, for normal, one that diverges)."""
+  """The smoke noise study cut to two arms (plus, for normal, one that diverges
+  and one that keeps its best checkpoint by in-training FD on validation)."""
   study = noise.get_config(f'{class_name},smoke')
   study.base.data_dir = str(data_dir)
   study.arms = [a for a in study.arms if a['name'] in ('default', 'data_noise=0.2')]
   if class_name == 'normal':
     study.arms.append({'name': 'diverges', 'overrides': {'g_optimizer.learning_rate': 1e38}})
+    study.arms.append({'name': 'keeps_best', 'overrides': KEEPS_BEST})
   return study
 
 
@@ -63,7 +68,7 @@ def noise_studies(demo_tfds_dir, tmp_path_factory):
 def test_workers_failures_rerun_and_report(noise_studies):
   study, tmp_path, after_first_worker = noise_studies['normal']
   runs = spec.runs(study)
-  assert len(runs) == 3  # default, data_noise=0.2 and the diverging arm, 1 seed.
+  assert len(runs) == 4  # default, data_noise=0.2, the diverging arm and keeps_best, 1 seed.
   second_share = {r.name for r in spec.share(runs, (1, 2))}
   assert {n for n, s in after_first_worker.items() if s != results.PENDING} == second_share
 
@@ -101,6 +106,19 @@ def test_workers_failures_rerun_and_report(noise_studies):
     pytest.approx(floor['subsets'][0]['fd_pixels'], rel=1e-3)
   ]
   assert saved['summary']['arms']['diverges']['runs'] == []
+  # A run that keeps a best checkpoint reports it as its final value.
+  best = json.loads((tmp_path / 'keeps_best/seed0' / results.BEST_FILE).read_text())
+  assert (
+    best['step'] in (2, 4)
+    and best['step']
+    == min(
+      (json.loads(l) for l in (tmp_path / 'keeps_best/seed0/metrics.jsonl').open() if 'eval/' in l),
+      key=lambda l: l['eval/fd_pixels'],
+    )['step']
+  )
+  (final,) = saved['summary']['arms']['keeps_best']['runs']
+  assert final['final']['fd_pixels'] == pytest.approx(best['fd_pixels'], rel=1e-3)
+  assert 'Arms that keep a best checkpoint (`keeps_best`' in report
   for name in (
     'curves.png',
     'pareto.png',

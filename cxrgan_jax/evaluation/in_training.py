@@ -61,7 +61,7 @@ class TrainingEvaluator:
 
   def __call__(self, step: int, state: TrainState) -> dict[str, float]:
     # The compiled generator is reused; only its weights change.
-    self._sampler.params, self._sampler.g_state = state.ema_params, state.g_state
+    self._sampler.set_weights(state.ema_params, state.g_state)
     self._sampler.step = step
     fakes = self._sampler.images_from(self._z)
     fd = frechet_distance_to_split(fakes, extractor=self._extractor, real_stats=self._real_stats)

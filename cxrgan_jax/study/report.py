@@ -437,6 +437,14 @@ def markdown(study: Any, summary: dict, records: Sequence[dict], figures: dict[s
     f'+-{summary["margin"]:.0%} of the control, inconclusive otherwise.',
     '',
   ]
+  kept_best = sorted({r['arm'] for r in records if r.get('best')})
+  if kept_best:
+    lines += [
+      f'Arms that keep a best checkpoint ({", ".join(f"`{a}`" for a in kept_best)}: the '
+      'lowest in-training FD on the validation split) report it as their final value, '
+      'as `sample --which=best` samples it; their curves show every kept checkpoint.',
+      '',
+    ]
   floor = summary.get('reference')
   if floor:
     lines += [

@@ -5,6 +5,8 @@ Each run directory holds, besides the ordinary training files:
                        'steps', 'images_per_sec'}
   study_scores.jsonl  one line per scored checkpoint: {'step', 'seconds',
                        'images_seen', <metric>: float, ...}
+  study_best.json     runs that keep a best checkpoint (eval_every_steps > 0):
+                       its score, a point as above; it is the run's final value
 Everything in the report is derived from these, so `--report_only` can
 rebuild it anywhere the small files were copied.
 """
@@ -21,6 +23,7 @@ from cxrgan_jax.study import stats
 RUN_FILE = 'study_run.json'
 CONFIG_FILE = 'study_config.json'  # In the study folder: its config, saved by every call.
 SCORES_FILE = 'study_scores.jsonl'
+BEST_FILE = 'study_best.json'
 FINISHED, FAILED, PENDING = 'finished', 'failed', 'pending'
 
 
@@ -38,6 +41,9 @@ def read_run(run_dir: pathlib.Path) -> dict[str, Any]:
         continue  # A line torn by a kill mid-write; that step is scored again.
       scores[point['step']] = point
   record['scores'] = [scores[step] for step in sorted(scores)]
+  best_path = run_dir / BEST_FILE
+  if best_path.exists():
+    record['best'] = json.loads(best_path.read_text())
   return record
 
 
@@ -50,7 +56,13 @@ def time_to_threshold(scores: Sequence[dict], metric: str, threshold: float) -> 
   return None
 
 
-def _final(scores: Sequence[dict], metric: str) -> float | None:
+def _final(record: dict, metric: str) -> float | None:
+  """The run's kept best checkpoint's value if it keeps one (what `sample
+  --which=best` samples), else its last scored checkpoint's."""
+  best = record.get('best') or {}
+  if best.get(metric) is not None and math.isfinite(best[metric]):
+    return float(best[metric])
+  scores = record['scores']
   values = [s[metric] for s in scores if s.get(metric) is not None and math.isfinite(s[metric])]
   return float(values[-1]) if values else None
 
@@ -98,7 +110,7 @@ def summarize(
       arm['failed'].append({'seed': record['seed'], 'error': record.get('error', '')})
     if record['status'] != FINISHED:
       continue
-    finals = {m: _final(record['scores'], m) for m in metrics}
+    finals = {m: _final(record, m) for m in metrics}
     run = {
       'seed': record['seed'],
       'final': finals,

@@ -16,6 +16,7 @@ from absl import logging
 import ml_collections
 
 from cxrgan_jax import checkpoints
+from cxrgan_jax import files
 from cxrgan_jax import run_log
 from cxrgan_jax.evaluation import suite
 from cxrgan_jax.study import results
@@ -88,4 +89,28 @@ class Scorer:
       logging.info('study: scoring %s at step %d', run.name, step)
       metrics = suite.run(eval_config(self._eval, run, run_dir, step))
       points.append(append_point(run_dir, step, step * images_per_step, metrics))
+    if run.config.eval_every_steps:
+      self.score_best(run, run_dir)
     return points
+
+  def score_best(self, run: spec.Run, run_dir: pathlib.Path) -> dict | None:
+    """Scores the run's kept best checkpoint into study_best.json, once per best step."""
+    saved = checkpoints.available_steps(run_dir, 'best')
+    if not saved:
+      return None
+    step, path = saved[-1], run_dir / results.BEST_FILE
+    if path.exists() and json.loads(path.read_text()).get('step') == step:
+      return json.loads(path.read_text())
+    logging.info('study: scoring %s at its best step %d', run.name, step)
+    config = eval_config(self._eval, run, run_dir, step)
+    config.which = 'best'
+    config.output_dir = str(run_dir / EVAL_DIR / f'best_{step:06d}')
+    metrics = suite.run(config)
+    point = {
+      'step': step,
+      'seconds': run_log.seconds_at(run_dir, step),
+      'images_seen': step * run.config.batch_size * run.config.d_steps,
+      **finite_numbers(metrics),
+    }
+    files.write_json(path, point)
+    return point
