@@ -82,3 +82,17 @@ def check_config(
     raise ConfigError(
       f'config.eval.features={config.eval.features!r} is unknown; use one of {extractors.NAMES}'
     )
+  if (
+    config.eval_every_steps and config.eval.features == 'cxr' and not config.eval.classifier_workdir
+  ):
+    raise ConfigError(
+      "config.eval.features='cxr' needs config.eval.classifier_workdir: train the X-ray "
+      'classifier once (`python -m cxrgan_jax.classifier --workdir=runs/classifier '
+      '--data_dir=...`), then pass --config.eval.classifier_workdir=runs/classifier'
+    )
+  if config.eval_every_steps and config.eval.features == 'inception':
+    if not config.eval.inception_weights:
+      raise ConfigError(
+        "config.eval.features='inception' needs config.eval.inception_weights (see README, "
+        'Evaluation), or use eval.features=pixels or cxr'
+      )

@@ -49,6 +49,7 @@ CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 @pytest.mark.parametrize('name', sorted(STUDIES))
 def test_study_config_is_valid(name, scale):
   study = STUDIES[name].get_config(f'normal,{scale}')
+  study.eval.classifier_workdir = 'runs/classifier'  # As the study's command line sets it.
   runs = spec.runs(study)
   runner.check_runs(runs)  # The training checks of every run, as before any training.
   seeds = {r.seed for r in runs}

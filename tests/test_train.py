@@ -119,6 +119,7 @@ def test_non_finite_step_keeps_the_old_state():
     ('sample_every_steps', 0, 'config.sample_every_steps'),
     ('checkpoint_every_steps', 0, 'config.checkpoint_every_steps'),
     ('eval_every_steps', -1, 'config.eval_every_steps'),
+    ('eval_start_step', -1, 'config.eval_start_step'),
   ],
 )
 def test_impossible_configs_fail_naming_the_field(field, value, message):
@@ -137,6 +138,18 @@ def test_unknown_optimizer_and_policy_fail_naming_the_field():
   config.augment.policy = 'translation,hflip'
   with pytest.raises(config_checks.ConfigError, match='policy'):
     config_checks.check_config(config, devices=1, processes=1)
+
+
+@pytest.mark.parametrize(
+  'features,needs', [('cxr', 'classifier_workdir'), ('inception', 'weights')]
+)
+def test_in_training_features_without_their_model_fail_naming_the_field(features, needs):
+  config = tiny_config()
+  config.eval_every_steps, config.eval.features = 10, features
+  with pytest.raises(config_checks.ConfigError, match=rf'config\.eval\.\w*{needs}'):
+    config_checks.check_config(config, devices=1, processes=1)
+  config.eval_every_steps = 0  # No in-training evaluation: nothing to check.
+  config_checks.check_config(config, devices=1, processes=1)
 
 
 def _update_sizes(tx, count: int) -> list[float]:
