@@ -21,6 +21,7 @@ from configs.studies import noise
 from configs.studies import pilot
 from configs.studies import pilot2
 from configs.studies import precision
+from configs.studies import replicate_best
 from configs.studies import utility as utility_config
 from cxrgan_jax.study import runner
 from cxrgan_jax.study import spec
@@ -41,6 +42,7 @@ STUDIES = {
   'confirm_pilot': confirm_pilot,
   'confirm_pilot2': confirm_pilot2,
   'longer': longer,
+  'replicate_best': replicate_best,
 }
 CLASSIFIER_STUDIES = {'utility': utility_config, 'gan_utility': gan_utility}
 
