@@ -98,15 +98,18 @@ def seeds_of(studies) -> set[int]:
 
 @pytest.mark.parametrize('class_name', ['normal', 'bacterial'])
 def test_the_chosen_setting_is_the_config_users_train(class_name):
-  """configs/cpu_best.py trains exactly the `chosen` arm that the confirmation measures."""
-  study = confirm.get_config(class_name)
+  """configs/cpu_best.py trains exactly the `chosen` arm that the last confirmation measures."""
+  study = (confirm_best if class_name == 'bacterial' else confirm).get_config(class_name)
+  study.eval.classifier_workdir = 'runs/classifier'
   (run,) = [r for r in spec.runs(study) if r.arm == 'chosen' and r.seed == study.seeds[0]]
   config = cpu_best.get_config(class_name)
+  config.eval.classifier_workdir = run.config.eval.classifier_workdir  # A path, not a setting.
   runner.check_runs([run])
   assert config.max_train_minutes == study.budget.minutes
   fields = ('batch_size', 'resolution', 'g_channels', 'd_channels', 'latent_dim', 'dataset')
   fields += ('g_optimizer', 'd_optimizer', 'd_steps', 'loss', 'model', 'ema_decay', 'r1_gamma')
-  fields += ('r1_interval', 'augment', 'lr_cooldown_fraction')
+  fields += ('r1_interval', 'augment', 'lr_cooldown_fraction', 'eval_every_steps')
+  fields += ('eval_start_step', 'eval')
   if config.lr_cooldown_fraction:  # Else both stop on the clock, long before either step count.
     fields += ('num_train_steps',)
   for field in fields:
@@ -120,8 +123,10 @@ def test_the_chosen_setting_is_what_its_studies_chose():
   study = cooldown.get_config('normal')
   (arm,) = [a for a in study.arms if a['name'] == 'chosen+cooldown']
   assert cpu_best.overrides('normal') == arm['overrides'] == confirm.ARMS['normal']
-  for class_name in ('bacterial', 'viral'):
-    assert cpu_best.overrides(class_name) == cpu_best.OVERRIDES == confirm.ARMS[class_name]
+  for best in (confirm_best, replicate_best):
+    (arm,) = best.get_config('bacterial').arms
+    assert cpu_best.overrides('bacterial') == arm['overrides']
+  assert cpu_best.overrides('viral') == cpu_best.OVERRIDES == confirm.ARMS['viral']
 
 
 @pytest.mark.parametrize('name', ['pilot', 'pilot2'])
