@@ -47,7 +47,6 @@ minutes, nor with a kept best checkpoint.
 import ml_collections
 
 from configs.studies import common
-from configs.studies import confirm_best
 
 # The study-chosen changes to the CPU-scale DCGAN baseline (configs/studies/common.py).
 OVERRIDES = {'batch_size': 16}
@@ -56,7 +55,7 @@ OVERRIDES = {'batch_size': 16}
 # configs/studies/confirm_best.py (every 300 steps: its scoring interval).
 CLASS_OVERRIDES = {
   'normal': {'lr_cooldown_fraction': 0.5, 'num_train_steps': 2_400},
-  'bacterial': confirm_best.keep_best('cpu', every=300),
+  'bacterial': common.keep_best('cpu', every=300),
 }
 TRAIN_MINUTES = 2.0  # The budget the choice was measured at.
 

@@ -1,6 +1,8 @@
 """Every committed study config, at every scale, is a valid study of valid runs."""
 
+import importlib
 import pathlib
+import sys
 
 import pytest
 
@@ -64,6 +66,27 @@ def test_every_study_file_is_covered():
   folder = pathlib.Path(noise.__file__).parent
   found = {p.stem for p in folder.glob('*.py')} - {'__init__', 'common'}
   assert found == set(STUDIES) | set(CLASSIFIER_STUDIES)
+
+
+def test_every_config_file_imports_on_its_own():
+  """The study command loads one config file first: an import cycle between
+  configs (a study and cpu_best) fails only in some orders, so try each first."""
+  root = pathlib.Path(noise.__file__).parents[2]
+  names = sorted(
+    '.'.join(p.relative_to(root).with_suffix('').parts)
+    for p in root.glob('configs/**/*.py')
+    if p.stem != '__init__'
+  )
+  saved = {k: v for k, v in sys.modules.items() if k.split('.')[0] == 'configs'}
+  try:
+    for name in names:
+      for key in [k for k in sys.modules if k.split('.')[0] == 'configs']:
+        del sys.modules[key]
+      importlib.import_module(name)
+  finally:
+    for key in [k for k in sys.modules if k.split('.')[0] == 'configs']:
+      del sys.modules[key]
+    sys.modules.update(saved)
 
 
 @pytest.mark.parametrize('scale', common.SCALES)

@@ -38,20 +38,6 @@ from configs.studies import confirm
 
 FIRST_SEED = 700
 NUM_SEEDS = 12
-EVAL_SAMPLES = 500  # In-training evaluation: samples per FD (about 0.5 s at CPU scale).
-
-
-def keep_best(scale: str, *, every: int, full_steps: int = 0) -> dict:
-  """Overrides that evaluate every `every` steps on the validation split and
-  keep the best checkpoint, from about half a run on (`full_steps`: the run's
-  length at full scale)."""
-  return {
-    'eval_every_steps': every,
-    'eval_start_step': common.steps(scale, cpu=1_200, full=full_steps // 2, smoke=2),
-    'eval.features': 'pixels' if scale == 'smoke' else 'cxr',
-    'eval.split': 'validation',
-    'eval.num_samples': common.steps(scale, cpu=EVAL_SAMPLES, full=2 * EVAL_SAMPLES, smoke=16),
-  }
 
 
 def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
@@ -62,7 +48,9 @@ def get_config(arg: str = 'bacterial') -> ml_collections.ConfigDict:
     'The chosen CPU setting keeping its best checkpoint (lowest in-training FD on the '
     'validation split) against the PyTorch DCGAN at the same wall-clock budget, on fresh seeds.'
   )
-  selection = keep_best(scale, every=study.eval.every_steps, full_steps=study.base.num_train_steps)
+  selection = common.keep_best(
+    scale, every=study.eval.every_steps, full_steps=study.base.num_train_steps
+  )
   chosen = {**confirm.measured_arm(class_name, scale, study), **selection}
   study.arms = [{'name': 'chosen', 'overrides': chosen}]
   # The runs' in-training 'cxr' features use the study's X-ray classifier.
