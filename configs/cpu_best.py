@@ -27,10 +27,10 @@ Bacterial also keeps its best checkpoint: an in-training FD (500 samples,
 the X-ray classifier's features, the validation split) every 300 steps from
 step 1,200 on, inside the 2-minute clock; sample it with `--which=best`.
 Where the clock stops had decided bacterial `fd_cxr`; keeping the best
-checkpoint lowered it by 0.36 after the fact on 22 earlier runs, and by 0.23
-on the confirmation's own runs, 1-NN unchanged; on fresh seeds 700-711 it
-beat the PyTorch DCGAN on both numbers (configs/studies/confirm_best.py; its
-replication on seeds 712-723: replicate_best.py; the README has both). It
+checkpoint lowered it by 0.36 after the fact on 22 earlier runs, and by 0.15
+on the confirmations' own runs (24 seeds), 1-NN unchanged. Over those 24
+fresh seeds (configs/studies/confirm_best.py, replicate_best.py) it beat the
+PyTorch DCGAN on both numbers; each study alone missed one (README). It
 needs the X-ray classifier:
 
   python main.py --config=configs/cpu_best.py:bacterial --workdir=DIR \

@@ -14,6 +14,9 @@ confirm_pilot2 did (191), and without seed 700 the difference is -0.249
 on seeds 712-723, which no study has used. The hypothesis, committed before
 these runs: the same as confirm_best.py's, on these 12 seeds alone; the 24
 seeds of the two studies are also reported together.
+(Here `fd_cxr` won, -0.477 [-0.733, -0.220], and 1-NN tied, -0.026 [-0.066,
+0.014]; over the 24 seeds both won: -0.406 [-0.592, -0.219] and -0.038
+[-0.062, -0.013].)
 """
 
 import ml_collections
