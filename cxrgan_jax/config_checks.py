@@ -90,9 +90,12 @@ def check_config(
       'classifier once (`python -m cxrgan_jax.classifier --workdir=runs/classifier '
       '--data_dir=...`), then pass --config.eval.classifier_workdir=runs/classifier'
     )
-  if config.eval_every_steps and config.eval.features == 'inception':
-    if not config.eval.inception_weights:
-      raise ConfigError(
-        "config.eval.features='inception' needs config.eval.inception_weights (see README, "
-        'Evaluation), or use eval.features=pixels or cxr'
-      )
+  if (
+    config.eval_every_steps
+    and config.eval.features == 'inception'
+    and not config.eval.inception_weights
+  ):
+    raise ConfigError(
+      "config.eval.features='inception' needs config.eval.inception_weights (see README, "
+      'Evaluation), or use eval.features=pixels or cxr'
+    )

@@ -59,15 +59,19 @@ def finite_numbers(metrics: dict) -> dict:
   return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
-def append_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: dict) -> dict:
-  """Logs one scored checkpoint (its finite numbers, training seconds and
-  images seen) as a line of study_scores.jsonl; returns the point."""
-  point = {
+def make_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: dict) -> dict:
+  """One scored checkpoint: its finite numbers, training seconds and images seen."""
+  return {
     'step': step,
     'seconds': run_log.seconds_at(run_dir, step),
     'images_seen': images_seen,
     **finite_numbers(metrics),
   }
+
+
+def append_point(run_dir: pathlib.Path, step: int, images_seen: int, metrics: dict) -> dict:
+  """Logs one scored checkpoint (make_point) as a line of study_scores.jsonl; returns it."""
+  point = make_point(run_dir, step, images_seen, metrics)
   with (run_dir / results.SCORES_FILE).open('a') as f:  # One whole line per point.
     f.write(json.dumps(point) + '\n')
   return point
@@ -99,18 +103,15 @@ class Scorer:
     if not saved:
       return None
     step, path = saved[-1], run_dir / results.BEST_FILE
-    if path.exists() and json.loads(path.read_text()).get('step') == step:
-      return json.loads(path.read_text())
+    if path.exists():
+      point = json.loads(path.read_text())
+      if point.get('step') == step:
+        return point
     logging.info('study: scoring %s at its best step %d', run.name, step)
     config = eval_config(self._eval, run, run_dir, step)
     config.which = 'best'
     config.output_dir = str(run_dir / EVAL_DIR / f'best_{step:06d}')
-    metrics = suite.run(config)
-    point = {
-      'step': step,
-      'seconds': run_log.seconds_at(run_dir, step),
-      'images_seen': step * run.config.batch_size * run.config.d_steps,
-      **finite_numbers(metrics),
-    }
+    images_seen = step * run.config.batch_size * run.config.d_steps
+    point = make_point(run_dir, step, images_seen, suite.run(config))
     files.write_json(path, point)
     return point
